@@ -1,0 +1,1 @@
+"""Prefect flows and deployments for qkgraph; each task wraps a plain library function from pipeline."""

@@ -1,0 +1,182 @@
+"""A throwaway Neo4j 5.26 Community server for tests and for users without Docker.
+
+The server is the embedded DBMS started by the small Java launcher in ``tools/neo4j`` (built by
+Maven from Maven Central). It listens for Bolt on 127.0.0.1 at a port the caller chooses, keeps its
+store in a fresh directory per start, and has auth disabled unless asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import QkgraphError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER_DIR = Path(os.environ.get("QKGRAPH_NEO4J_LAUNCHER", REPO_ROOT / "tools" / "neo4j"))
+READY_MARKER = "QKGRAPH_NEO4J_READY"
+
+# Neo4j reaches into JDK internals (direct buffers, unsafe memory access) and on Java 17 needs these
+# packages opened to its unnamed module.
+JVM_OPENS = [
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_launcher_built(quiet: bool = True) -> Path:
+    """Build the launcher with Maven if its classes or jars are missing; return the target dir."""
+    target = LAUNCHER_DIR / "target"
+    if (target / "classes" / "qkgraph" / "Neo4jDev.class").exists() and (target / "lib").is_dir():
+        return target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise QkgraphError("Maven (mvn) is needed to build the Neo4j launcher; install it or run `make setup`")
+    cmd = [mvn, "-B", "-f", str(LAUNCHER_DIR / "pom.xml"), "package"] + (["-q"] if quiet else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise QkgraphError(f"building the Neo4j launcher failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return target
+
+
+@dataclass
+class Neo4jDevServer:
+    """An embedded Neo4j started as a child JVM; use as a context manager or call start()/stop().
+
+    Attributes:
+        port: Bolt port on 127.0.0.1 (a free one when None).
+        home: store directory; a fresh temporary one when None (removed on stop).
+        heap_mb: JVM heap (-Xms = -Xmx, so the size is explicit and stable).
+        pagecache_mb: Neo4j page cache.
+        password: when set, auth is enabled and user ``neo4j`` gets this password.
+    """
+
+    port: int | None = None
+    home: Path | None = None
+    heap_mb: int = 512
+    pagecache_mb: int = 64
+    password: str | None = None
+    startup_timeout_s: float = 180.0
+    process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    startup_seconds: float | None = field(default=None, init=False)
+    _own_home: bool = field(default=False, init=False, repr=False)
+    _log: list[str] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def uri(self) -> str:
+        return f"bolt://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        target = ensure_launcher_built()
+        java = shutil.which("java")
+        if java is None:
+            raise QkgraphError("Java 17 is needed for the Neo4j dev server; install OpenJDK 17")
+        classpath = f"{target / 'classes'}{os.pathsep}{target / 'lib' / '*'}"
+        args = [
+            java,
+            f"-Xms{self.heap_mb}m",
+            f"-Xmx{self.heap_mb}m",
+            "-XX:+UseG1GC",
+            *JVM_OPENS,
+            "-cp",
+            classpath,
+            "qkgraph.Neo4jDev",
+            "--port",
+            str(self.port),
+            "--home",
+            str(self.home),
+            "--pagecache",
+            str(self.pagecache_mb),
+            "--exit-on-stdin-close",
+        ]
+        if self.password is not None:
+            args.append("--auth")
+        return args
+
+    def start(self) -> "Neo4jDevServer":
+        if self.process is not None:
+            raise QkgraphError("this Neo4j dev server is already started")
+        if self.port is None:
+            self.port = free_port()
+        if self.home is None:
+            self.home = Path(tempfile.mkdtemp(prefix="qkgraph-neo4j-")) / "home"
+            self._own_home = True
+        env = dict(os.environ)
+        if self.password is not None:
+            env["NEO4J_DEV_PASSWORD"] = self.password
+        t0 = time.monotonic()
+        # stdin stays a pipe: if this Python process dies, the pipe closes and the JVM exits
+        # (--exit-on-stdin-close), so no orphaned server outlives a crashed test session.
+        self.process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                self._log.append(line.rstrip())
+                if line.startswith(READY_MARKER):
+                    ready.set()
+            ready.set()  # process ended: wake the waiter so it can report
+
+        threading.Thread(target=pump, name="neo4j-dev-stdout", daemon=True).start()
+        if not ready.wait(self.startup_timeout_s) or self.process.poll() is not None:
+            tail = "\n".join(self._log[-20:])
+            self.stop()
+            raise QkgraphError(f"the Neo4j dev server did not start on port {self.port}:\n{tail}")
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM (a clean shutdown of the store), then SIGKILL if it does not exit in time."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
+        if self._own_home and self.home is not None:
+            shutil.rmtree(self.home.parent, ignore_errors=True)
+
+    @property
+    def log(self) -> list[str]:
+        return list(self._log)
+
+    def __enter__(self) -> "Neo4jDevServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,109 @@
+"""Session-wide real components: one embedded Neo4j server and one Prefect test server per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Offline before anything imports transformers/huggingface_hub: tests never reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Prefect: an isolated home (its SQLite database and settings), no telemetry, no flow heartbeats.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="qkgraph-prefect-home-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
+os.environ.pop("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", None)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+TEST_PASSWORD = "qkgraph-test-password"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EWT_DEV = REPO_ROOT.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
+
+
+@pytest.fixture(scope="session")
+def ewt_dev_path() -> Path:
+    """UD English EWT dev (CC BY-SA 4.0), shared beside the checkout."""
+    if not EWT_DEV.exists():
+        pytest.fail(f"gold data missing: {EWT_DEV} (it is laid beside the checkout in ../shared/)")
+    return EWT_DEV
+
+
+@pytest.fixture(scope="session")
+def neo4j_server() -> Iterator["object"]:
+    """One embedded Neo4j 5.26 Community for the whole session, Bolt on a free loopback port.
+
+    Auth is on (user neo4j, TEST_PASSWORD) so the wrong-password path is tested on the same server.
+    Set QKGRAPH_TEST_NEO4J_URI (and _USER/_PASSWORD) to use a server you started yourself instead.
+    """
+    from pipeline.neo4j_dev import Neo4jDevServer
+
+    external = os.environ.get("QKGRAPH_TEST_NEO4J_URI")
+    if external:
+        class _External:
+            uri = external
+            startup_seconds = 0.0
+
+        yield _External()
+        return
+    server = Neo4jDevServer(heap_mb=768, pagecache_mb=128, password=TEST_PASSWORD)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings(neo4j_server) -> "object":
+    from pipeline.settings import Neo4jSettings
+
+    return Neo4jSettings(
+        uri=neo4j_server.uri,
+        user=os.environ.get("QKGRAPH_TEST_NEO4J_USER", "neo4j"),
+        password=os.environ.get("QKGRAPH_TEST_NEO4J_PASSWORD", TEST_PASSWORD),
+        database="neo4j",
+    )
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j_settings) -> Iterator["object"]:
+    """A driver whose connectivity was verified through our own connect()."""
+    from pipeline.store import connect
+
+    driver = connect(neo4j_settings, timeout_s=30.0)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+@pytest.fixture()
+def neo4j_db(neo4j_driver, neo4j_settings) -> Iterator["object"]:
+    """The session driver with an empty database; tests must name ``neo4j_settings.database``."""
+    from pipeline.store import clear_database
+
+    clear_database(neo4j_driver, neo4j_settings.database)
+    yield neo4j_driver
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server (temporary SQLite) for the session; generous startup timeout on 2 cores."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    from pipeline.default_model import default_model_path
+
+    return default_model_path()
