@@ -1,0 +1,117 @@
+"""Typed records passed between pipeline steps: text -> spans -> relations -> graph -> store.
+
+These are the contracts between modules; each step is a plain function from one of these to the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+SpanKind = Literal["entity", "noun_chunk", "word"]
+
+
+def content_hash(text: str) -> str:
+    """sha256 hex digest of a document's text (UTF-8); identifies a version of a document."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document to ingest.
+
+    Attributes:
+        id: stable identifier, unique within a corpus (file path relative to the source root, a JSONL
+            ``id``, or a CoNLL-U ``newdoc id``).
+        text: the full text, as Unicode.
+        source: where it came from (path, or path:line for JSONL), for messages and provenance.
+        meta: optional extra fields (e.g. other JSONL keys), never interpreted by the pipeline.
+    """
+
+    id: str
+    text: str
+    source: str = ""
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.text)
+
+
+@dataclass(frozen=True)
+class SkippedInput:
+    """An input that was not ingested, with the reason (never dropped silently)."""
+
+    source: str
+    reason: Literal["empty", "binary", "encoding", "malformed", "unsupported", "too_large", "error"]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A mention of a graph node in one document.
+
+    Attributes:
+        key: the node key, shared by every mention of the same thing across documents, e.g.
+            ``"entity:PERSON:marie curie"``, ``"noun_chunk:radium institute"``, ``"word:discover"``.
+        text: surface text of this mention.
+        label: spaCy entity label for entities (PERSON, GPE, ORG, ...); "" for other kinds.
+        kind: entity / noun_chunk / word.
+        sent_index: index of the sentence within the document (0-based).
+        start_char, end_char: character offsets of the mention in the document text.
+    """
+
+    key: str
+    text: str
+    label: str
+    kind: SpanKind
+    sent_index: int
+    start_char: int
+    end_char: int
+
+
+@dataclass(frozen=True)
+class SpanRelation:
+    """Evidence, from one sentence, that span ``source`` relates to span ``target``.
+
+    Direction follows attention: ``source`` is the query side (the span that attends), ``target`` the
+    key side (the span attended to).
+
+    Attributes:
+        source, target: indices into ``DocumentAnalysis.spans``.
+        relation: relation type id, e.g. ``"L2H8k12"`` (layer 2, head 8, rank-12 subspace).
+        score: pooled pair score in [0, 1] (see pipeline.relations for its meaning).
+        sent_index: the sentence the evidence comes from.
+    """
+
+    source: int
+    target: int
+    relation: str
+    score: float
+    sent_index: int
+
+
+@dataclass
+class DocumentAnalysis:
+    """Everything the graph needs from one document.
+
+    Attributes:
+        document: the document analysed.
+        sentences: (start_char, end_char) of each sentence in the document text.
+        spans: node mentions.
+        relations: span-pair relation evidence (at most one per (source, target, relation, sentence)).
+        n_tokens: number of model subword tokens processed (for throughput figures).
+        settings: the extractor settings used (model, layers, top_k, threshold...), for provenance.
+    """
+
+    document: Document
+    sentences: list[tuple[int, int]]
+    spans: list[Span]
+    relations: list[SpanRelation]
+    n_tokens: int = 0
+    settings: dict[str, str | int | float] = field(default_factory=dict)
+
+    def sentence_text(self, index: int) -> str:
+        start, end = self.sentences[index]
+        return self.document.text[start:end]
