@@ -1,0 +1,34 @@
+"""BERT-like encoders (BERT, the default all-MiniLM-L6-v2, RoBERTa): post-LN, absolute positions, biases."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import AttentionAdapter, LayerQK, split_linear
+
+
+class BertAdapter(AttentionAdapter):
+    family = "bert"
+    model_types = ("bert", "roberta", "xlm-roberta")
+    causal = False
+    positional = "absolute"
+
+    def _self_attention(self, layer: int) -> nn.Module:
+        return self.base.encoder.layer[layer].attention.self
+
+    def attention_module(self, layer: int) -> nn.Module:
+        return self._self_attention(layer)
+
+    def qk_input_module(self, layer: int) -> nn.Module:
+        return self._self_attention(layer).query
+
+    def norm_before_qk(self, layer: int) -> nn.Module | None:
+        # Post-LN: the residual entering layer l is already the LayerNorm output of layer l-1
+        # (or of the embeddings for l = 0); Q/K read it as is.
+        return None
+
+    def layer_qk(self, layer: int) -> LayerQK:
+        att = self._self_attention(layer)
+        w_q, b_q = split_linear(att.query.weight, att.query.bias, self.n_heads, self.d_head)
+        w_k, b_k = split_linear(att.key.weight, att.key.bias, self.n_heads, self.d_head)
+        return LayerQK(w_q, b_q, w_k, b_k)
