@@ -84,6 +84,122 @@ def check_neo4j(
     typer.echo(f"ok: {info['name']} {info['version']} {info['edition']} at {settings.uri}, database {settings.database!r}")
 
 
+@app.command("ingest")
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files or folders: .txt, .md, .jsonl (id, text), .conllu."),
+    model: str = typer.Option("all-minilm-l6-v2", help="Model: all-minilm-l6-v2 (default), smollm2, a folder or a .gguf file."),
+    layers: str = typer.Option("all", help="Layers to use: all, 0,2,4 or 1-3."),
+    top_k: int = typer.Option(3, "--top-k", help="Relational subspaces (relation types) per layer."),
+    threshold: float = typer.Option(0.7, help="Keep span pairs whose pooled attention share is at least this (0..1)."),
+    out: Optional[Path] = typer.Option(Path("out/graph.graphml"), help="GraphML output (node-link JSON is written beside it)."),
+    html: Optional[Path] = typer.Option(None, help="Also write an interactive HTML view here."),
+    fresh: bool = typer.Option(False, help="Start an empty graph instead of updating the one at --out."),
+    strict: bool = typer.Option(False, help="Exit with code 3 if any input was skipped."),
+    neo4j_uri: Optional[str] = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j instead of only files."),
+    neo4j_user: Optional[str] = typer.Option(None, envvar="NEO4J_USER"),
+    neo4j_password: Optional[str] = typer.Option(None, envvar="NEO4J_PASSWORD"),
+    neo4j_database: Optional[str] = typer.Option(None, envvar="NEO4J_DATABASE"),
+) -> None:
+    """Build a typed-relation knowledge graph from documents.
+
+    Exit codes: 0 done; 2 bad arguments, unknown model, unreadable path or unreachable Neo4j (nothing
+    written); 3 done but inputs were skipped and --strict was given; 1 an unexpected error.
+    """
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .graph import KnowledgeGraph
+    from .ingest import IngestReport, IngestSettings, analyze_documents, load_models, parse_layers, write_outputs
+    from .relations import RelationStats
+    from .settings import Neo4jSettings
+    from .sources import iter_documents
+
+    if not 0.0 <= threshold <= 1.0:
+        _fail(f"--threshold must be in [0, 1], got {threshold}")
+    if top_k < 1:
+        _fail(f"--top-k must be at least 1, got {top_k}")
+    try:
+        layer_tuple = parse_layers(layers)
+    except ValueError:
+        _fail(f"--layers must be 'all', a list like 0,2,4 or a range like 1-3; got {layers!r}")
+    neo = Neo4jSettings.from_env(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
+    driver = None
+    try:
+        if neo is not None:  # check the connection before any work
+            from .store import connect
+
+            driver = connect(neo)
+        inputs = iter_documents([str(p) for p in paths])
+        settings = IngestSettings(model=model, layers=layer_tuple, top_k=top_k, threshold=threshold)
+        models = load_models(settings)
+    except (QkgraphError, ValueError) as exc:
+        if driver is not None:
+            driver.close()
+        _fail(str(exc))
+
+    json_path = out.with_suffix(".json") if out is not None else None
+    if json_path is not None and json_path.exists() and not fresh:
+        kg = KnowledgeGraph.from_node_link(json_path)
+        typer.echo(f"updating {json_path} ({kg.summary()['documents']} documents already in it)")
+    else:
+        kg = KnowledgeGraph()
+    kg.set_relation_labels(models.relation_labels)
+    report = IngestReport()
+    stats = RelationStats()
+    t0 = time.perf_counter()
+
+    def documents():
+        for item in inputs:
+            if isinstance(item, SkippedInput):
+                report.skipped.append(item)
+                continue
+            if kg.documents.get(item.id) == item.content_hash:
+                report.unchanged += 1  # same id and content: nothing to recompute
+                continue
+            yield item
+
+    from .types import SkippedInput
+
+    with Progress(
+        TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.completed} docs"),
+        TextColumn("{task.fields[tps]:.0f} tokens/s"), TimeElapsedColumn(), transient=False,
+    ) as progress:
+        task = progress.add_task("ingest", total=None, tps=0.0)
+        for analysis in analyze_documents(documents(), models, stats):
+            result = kg.add_analysis(analysis)
+            if driver is not None:
+                from .store import upsert_document
+
+                upsert_document(driver, neo.database, analysis, kg.relation_labels)
+            report.documents += 1
+            setattr(report, result, getattr(report, result) + 1)
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            progress.update(task, advance=1, tps=stats.tokens / elapsed)
+    if driver is not None:
+        driver.close()
+    report.tokens = stats.tokens
+    report.outputs = write_outputs(kg, out, html)
+    report.seconds = time.perf_counter() - t0
+    summary = kg.summary()
+    typer.echo(
+        f"documents: {report.added} added, {report.replaced} replaced, {report.unchanged} unchanged; "
+        f"skipped: {len(report.skipped)} {report.skipped_by_reason() or ''}".rstrip()
+    )
+    for s in report.skipped:
+        typer.echo(f"  skipped {s.source} ({s.reason}) {s.detail}", err=True)
+    typer.echo(
+        f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {summary.get('relation_types', 0)} relation types; "
+        f"{stats.tokens} tokens in {report.seconds:.1f}s"
+    )
+    for kind, path in report.outputs.items():
+        typer.echo(f"wrote {kind}: {path}")
+    if neo is not None:
+        typer.echo(f"upserted into Neo4j at {neo.uri}, database {neo.database!r}")
+    if strict and report.skipped:
+        raise typer.Exit(3)
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
