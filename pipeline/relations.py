@@ -77,9 +77,17 @@ def make_windows(
         # left context: up to `overlap` previous sentences, if they fit alongside sentence i
         ctx_start = i
         used = sizes[i]
-        while ctx_start > 0 and i - ctx_start < overlap and used + sizes[ctx_start - 1] <= budget // 2:
+        context = 0
+        # context sentences must fit beside sentence i and take at most half the window
+        while (
+            ctx_start > 0
+            and i - ctx_start < overlap
+            and used + sizes[ctx_start - 1] <= budget
+            and context + sizes[ctx_start - 1] <= budget // 2
+        ):
             ctx_start -= 1
             used += sizes[ctx_start]
+            context += sizes[ctx_start]
         j = i + 1
         while j < n and used + sizes[j] <= budget:
             used += sizes[j]

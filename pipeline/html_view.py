@@ -1,0 +1,242 @@
+"""A standalone, interactive HTML view of a KnowledgeGraph, rendered with neo4j-viz.
+
+Library choice: ``neo4j-viz`` (import ``neo4j_viz``) renders with NVL, the graph renderer of Neo4j's
+own tools (Bloom, Explore), so the HTML view looks and behaves like the graph people see after
+loading it into Neo4j. Its ``VisualizationGraph.render()`` returns a single HTML page with the
+whole renderer (JS, CSS and fonts) inlined and the graph data in an inert JSON block: no CDN, no
+server, so the file opens offline from disk and can be mailed around (the price is ~4.5 MB per
+file). It takes plain ids, captions, colours and sizes, which is all we need; it needs no Neo4j.
+
+What this module adds on top:
+
+* only the ``max_nodes`` strongest nodes (by mentions + degree) and the ``max_edges`` strongest
+  relations among them are drawn, so huge graphs still open; a footer says how much is shown;
+* node caption = text, colour by entity label (or span kind for non-entities), radius by mentions;
+  relation caption = label or relation id plus ``score_max``, width by score;
+* the layout selector is hidden: the alternative layouts run in SharedWorker scripts that
+  neo4j-viz loads from separate files, which a standalone page does not have;
+* a small script that, once NVL has laid the graph out, copies what the renderer actually holds
+  (node ids, captions, positions; relationships) into ``<pre id="qkgraph-rendered">``. NVL draws
+  to a canvas, so this is the only way to check from outside (tests, ``chromium --dump-dom``) that
+  the page really rendered the graph. It reads NVL's debugging hooks (``window.__Nvl_dumpNodes``
+  and friends), which are not a documented API; if they vanish it reports ``"status": "no-hooks"``.
+* the output is deterministic: neo4j-viz names its container with a random id, replaced here by
+  a fixed one, so the same graph gives a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from neo4j_viz import Node, Relationship, VisualizationGraph
+
+from .graph import KnowledgeGraph
+
+#: Colour-blind friendly palette (Okabe-Ito, then Tableau-ish extras); categories get colours in order.
+PALETTE: tuple[str, ...] = (
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#F0E442",
+    "#0072B2",
+    "#D55E00",
+    "#CC79A7",
+    "#999999",
+    "#8C564B",
+    "#17BECF",
+    "#BCBD22",
+    "#9467BD",
+)
+#: Node radius range in pixels (scaled by sqrt of mentions, so area tracks mentions).
+RADIUS_MIN, RADIUS_MAX = 12.0, 40.0
+
+_CONTAINER_ID_RE = re.compile(r'<div id="(neo4j-viz-[0-9a-f]{12})"')
+_FIXED_CONTAINER_ID = "neo4j-viz-qkgraph"
+
+# Polls NVL until it has laid the nodes out, then writes what it holds into the page. Plain ES5 so
+# it runs next to the module script without a bundler. Gives up after ~9 s of page time, so that it
+# still reports under chromium's --virtual-time-budget=10000.
+_PROBE_SCRIPT = """<script>
+(function () {
+  var tries = 0, previous = null;
+  function publish(payload) {
+    document.getElementById("qkgraph-rendered").textContent = JSON.stringify(payload);
+    document.body.setAttribute("data-qkgraph-rendered", payload.status);
+  }
+  function poll() {
+    tries += 1;
+    var last = tries >= 36;
+    if (typeof window.__Nvl_dumpNodes !== "function") {
+      if (last) { publish({status: "no-hooks"}); } else { setTimeout(poll, 250); }
+      return;
+    }
+    var nodes = window.__Nvl_dumpNodes() || [];
+    var placed = nodes.filter(function (n) { return isFinite(n.x) && isFinite(n.y); });
+    var spots = {};
+    placed.forEach(function (n) { spots[Math.round(n.x) + "," + Math.round(n.y)] = true; });
+    var signature = JSON.stringify(placed.map(function (n) { return [n.id, n.x, n.y]; }));
+    // Laid out = every node placed, positions unchanged since the last poll, and (with two or
+    // more nodes) not all still stacked on the starting point.
+    var settled = placed.length === nodes.length && signature === previous &&
+                  (nodes.length < 2 || Object.keys(spots).length > 1);
+    previous = signature;
+    if (!settled && !last) { setTimeout(poll, 250); return; }
+    var rels = (window.__Nvl_dumpRelationships && window.__Nvl_dumpRelationships()) || [];
+    var onScreen = (window.__Nvl_getNodesOnScreen && window.__Nvl_getNodesOnScreen()) || {nodes: []};
+    publish({
+      status: settled ? (nodes.length ? "rendered" : "empty") : "unsettled",
+      nodes: nodes.map(function (n) { return {id: n.id, caption: n.caption, x: n.x, y: n.y}; }),
+      relationships: rels.map(function (r) {
+        return {id: r.id, from: r.from, to: r.to, caption: r.caption};
+      }),
+      nodes_on_screen: (onScreen.nodes || []).length
+    });
+  }
+  window.addEventListener("load", function () { setTimeout(poll, 250); });
+})();
+</script>"""
+
+
+def _category(data: dict[str, Any]) -> str:
+    """Colour category: the entity label (PERSON, GPE...) for entities, else the span kind."""
+    kind = str(data.get("kind", ""))
+    label = str(data.get("label", ""))
+    if kind == "entity" and label:
+        return label
+    return kind or "unknown"
+
+
+def select_subgraph(
+    kg: KnowledgeGraph, max_nodes: int, max_edges: int
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The nodes and edges to draw: top nodes by mentions + degree, top edges among them by score.
+
+    Ties are broken by node key / (source, target, relation), so the selection is deterministic.
+    """
+    g = kg.g
+    ranked = sorted(g.nodes, key=lambda n: (-(int(g.nodes[n].get("mentions", 0)) + g.degree(n)), n))
+    nodes = sorted(ranked[: max(max_nodes, 0)])
+    keep = set(nodes)
+    candidates = [
+        (-float(data.get("score_max", 0.0)), u, v, k)
+        for u, v, k, data in g.edges(keys=True, data=True)
+        if u in keep and v in keep
+    ]
+    candidates.sort()
+    edges = sorted((u, v, k) for _, u, v, k in candidates[: max(max_edges, 0)])
+    return nodes, edges
+
+
+def write_html(
+    kg: KnowledgeGraph,
+    path: str | Path,
+    max_nodes: int = 300,
+    title: str = "qkgraph",
+    max_edges: int = 2000,
+) -> Path:
+    """Write a standalone interactive HTML view of ``kg`` to ``path`` and return the path.
+
+    Draws at most ``max_nodes`` nodes (highest mentions + degree) and ``max_edges`` relations
+    among them (highest ``score_max``). The file works offline (everything is inlined).
+    """
+    path = Path(path)
+    g = kg.g
+    node_ids, edge_ids = select_subgraph(kg, max_nodes, max_edges)
+
+    # Colours: most common categories get the first palette entries; deterministic by name on ties.
+    counts: dict[str, int] = {}
+    for n in node_ids:
+        cat = _category(g.nodes[n])
+        counts[cat] = counts.get(cat, 0) + 1
+    categories = sorted(counts, key=lambda c: (-counts[c], c))
+    colours = {cat: PALETTE[i % len(PALETTE)] for i, cat in enumerate(categories)}
+
+    max_mentions = max((int(g.nodes[n].get("mentions", 1)) for n in node_ids), default=1) or 1
+    viz_nodes = []
+    for n in node_ids:
+        data = g.nodes[n]
+        mentions = int(data.get("mentions", 0))
+        radius = RADIUS_MIN + (RADIUS_MAX - RADIUS_MIN) * math.sqrt(max(mentions, 0) / max_mentions)
+        viz_nodes.append(
+            Node(
+                id=n,
+                caption=str(data.get("text", n)),
+                size=round(radius, 2),
+                color=colours[_category(data)],
+                properties={
+                    "key": n,
+                    "text": str(data.get("text", n)),
+                    "label": str(data.get("label", "")),
+                    "kind": str(data.get("kind", "")),
+                    "mentions": mentions,
+                    "degree": g.degree(n),
+                    "documents": len(data.get("documents", [])),
+                },
+            )
+        )
+
+    viz_rels = []
+    for i, (u, v, k) in enumerate(edge_ids):
+        data = g.edges[u, v, k]
+        score = float(data.get("score_max", 0.0))
+        name = str(data.get("label") or k)
+        viz_rels.append(
+            Relationship(
+                id=f"r{i}",
+                source=u,
+                target=v,
+                caption=f"{name} {score:.2f}",
+                width=round(1.0 + 4.0 * min(max(score, 0.0), 1.0), 3),
+                properties={
+                    "relation": k,
+                    "label": str(data.get("label", "")),
+                    "score_max": score,
+                    "score_mean": float(data.get("score_mean", 0.0)),
+                    "count": int(data.get("count", 0)),
+                    "documents": len(data.get("documents", [])),
+                },
+            )
+        )
+
+    vg = VisualizationGraph(nodes=viz_nodes, relationships=viz_rels)
+    if colours:
+        vg.set_legend(nodes=colours)
+    page = vg.render(
+        width="100%",
+        height="100vh",
+        theme="light",
+        show_layout_button=False,
+        on_dangling="error",
+        max_allowed_nodes=max(len(viz_nodes), 1),
+    ).data
+    page = _postprocess(page, title, len(viz_nodes), g.number_of_nodes(), len(viz_rels), g.number_of_edges())
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _postprocess(
+    page: str, title: str, shown_nodes: int, all_nodes: int, shown_rels: int, all_rels: int
+) -> str:
+    """Fixed container id, our title, a footer saying what is shown, and the render probe."""
+    match = _CONTAINER_ID_RE.search(page)
+    if match:
+        page = page.replace(match.group(1), _FIXED_CONTAINER_ID)
+    page = page.replace("<title>neo4j-viz</title>", f"<title>{html.escape(title)}</title>", 1)
+    footer = (
+        '<div id="qkgraph-footer" style="position:fixed;left:50%;top:8px;transform:translateX(-50%);'
+        "z-index:10;font:12px system-ui,sans-serif;color:#444;background:rgba(255,255,255,.8);"
+        'padding:2px 6px;border-radius:4px">'
+        f"{html.escape(title)}: {shown_nodes} of {all_nodes} nodes, "
+        f"{shown_rels} of {all_rels} relations shown"
+        "</div>\n"
+        '<pre id="qkgraph-rendered" hidden></pre>\n'
+    )
+    # The template's own </body> is the last one; anything earlier would be inside its scripts.
+    cut = page.rfind("</body>")
+    if cut < 0:
+        return page + footer + _PROBE_SCRIPT
+    return page[:cut] + footer + _PROBE_SCRIPT + "\n" + page[cut:]

@@ -1,0 +1,490 @@
+"""KnowledgeGraph: merging across documents, exact statistics, replacement, provenance, exports."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+from pipeline.graph import KnowledgeGraph, ProvenanceUnavailableError
+from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
+
+MC = "entity:PERSON:marie curie"
+PC = "entity:PERSON:pierre curie"
+RADIUM = "noun_chunk:radium"
+POLONIUM = "noun_chunk:polonium"
+MARRIED = "word:marry"
+NSUBJ = "L2H8k12"
+OTHER = "L0H1k3"
+
+_KINDS = {"entity": "entity", "noun_chunk": "noun_chunk", "word": "word"}
+
+
+def build(
+    doc_id: str,
+    sentences: list[str],
+    mentions: list[tuple[str, str, int, int]],
+    relations: list[tuple[int, int, str, float]],
+    settings: dict[str, str | int | float] | None = None,
+) -> DocumentAnalysis:
+    """A hand-made analysis.
+
+    mentions: (node key, surface text, sentence index, occurrence of the text in that sentence);
+    relations: (source mention, target mention, relation id, score), sentence = the source's.
+    Label and kind are derived from the key ("entity:PERSON:..." -> entity, PERSON).
+    """
+    text = " ".join(sentences)
+    bounds: list[tuple[int, int]] = []
+    pos = 0
+    for sentence in sentences:
+        bounds.append((pos, pos + len(sentence)))
+        pos += len(sentence) + 1
+    spans = []
+    for key, surface, sent, occurrence in mentions:
+        start, end = bounds[sent]
+        at = start - 1
+        for _ in range(occurrence + 1):
+            at = text.index(surface, at + 1, end)
+        parts = key.split(":")
+        kind = _KINDS[parts[0]]
+        label = parts[1] if kind == "entity" else ""
+        spans.append(Span(key, surface, label, kind, sent, at, at + len(surface)))  # type: ignore[arg-type]
+    rels = [SpanRelation(s, t, r, score, spans[s].sent_index) for s, t, r, score in relations]
+    return DocumentAnalysis(
+        Document(doc_id, text), bounds, spans, rels, n_tokens=len(text.split()), settings=settings or {}
+    )
+
+
+def doc1() -> DocumentAnalysis:
+    return build(
+        "d1",
+        ["Marie Curie discovered radium.", "Marie Curie studied polonium."],
+        [
+            (MC, "Marie Curie", 0, 0),
+            (RADIUM, "radium", 0, 0),
+            (MC, "Marie Curie", 1, 0),
+            (POLONIUM, "polonium", 1, 0),
+        ],
+        [(0, 1, NSUBJ, 0.8), (2, 3, NSUBJ, 0.6), (0, 1, OTHER, 0.3)],
+        settings={"model": "test-model", "top_k": 12},
+    )
+
+
+def doc2() -> DocumentAnalysis:
+    return build(
+        "d2",
+        ["Pierre Curie married Marie Curie.", "Curie discovered radium."],
+        [
+            (PC, "Pierre Curie", 0, 0),
+            (MARRIED, "married", 0, 0),
+            (MC, "Marie Curie", 0, 0),
+            (MC, "Curie", 1, 0),
+            (RADIUM, "radium", 1, 0),
+        ],
+        [(0, 2, NSUBJ, 0.7), (0, 1, OTHER, 0.55), (3, 4, NSUBJ, 0.4)],
+        settings={"model": "test-model", "top_k": 12},
+    )
+
+
+def doc2_changed() -> DocumentAnalysis:
+    return build(
+        "d2",
+        ["Pierre Curie met Marie Curie."],
+        [(PC, "Pierre Curie", 0, 0), (MC, "Marie Curie", 0, 0)],
+        [(0, 1, NSUBJ, 0.9)],
+        settings={"model": "test-model", "top_k": 16},
+    )
+
+
+def one_sentence(doc_id: str, score: float) -> DocumentAnalysis:
+    """'Marie Curie discovered radium.' with one Marie Curie -> radium relation."""
+    return build(
+        doc_id,
+        ["Marie Curie discovered radium."],
+        [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0)],
+        [(0, 1, NSUBJ, score)],
+    )
+
+
+def two_doc_graph(**kwargs: int) -> KnowledgeGraph:
+    kg = KnowledgeGraph(**kwargs)
+    assert kg.add_analysis(doc1()) == "added"
+    assert kg.add_analysis(doc2()) == "added"
+    return kg
+
+
+def export_bytes(kg: KnowledgeGraph, tmp_path: Path, name: str) -> bytes:
+    return kg.to_node_link(tmp_path / f"{name}.json").read_bytes()
+
+
+def mean(*scores: float) -> float:
+    return float(sum((Fraction(s) for s in scores), Fraction(0)) / len(scores))
+
+
+# ── merging and statistics ───────────────────────────────────────────────────────────────────────
+
+
+def test_nodes_merge_across_documents() -> None:
+    kg = two_doc_graph()
+    g = kg.g
+    assert sorted(g.nodes) == sorted([MC, PC, RADIUM, POLONIUM, MARRIED])
+    curie = g.nodes[MC]
+    assert curie["mentions"] == 4
+    assert curie["documents"] == ["d1", "d2"]
+    # "Marie Curie" 3 times beats "Curie" once.
+    assert curie["text"] == "Marie Curie"
+    assert (curie["label"], curie["kind"]) == ("PERSON", "entity")
+    assert g.nodes[RADIUM] == {
+        "text": "radium",
+        "label": "",
+        "kind": "noun_chunk",
+        "mentions": 2,
+        "documents": ["d1", "d2"],
+    }
+    assert g.nodes[POLONIUM]["documents"] == ["d1"]
+    assert kg.documents == {"d1": doc1().document.content_hash, "d2": doc2().document.content_hash}
+    assert g.graph["documents"] == kg.documents
+    assert g.graph["settings"] == {"model": "test-model", "top_k": 12}
+
+
+def test_edge_statistics_are_exact() -> None:
+    kg = two_doc_graph()
+    g = kg.g
+    # One edge per (source, relation, target): parallel edges only for different relation types.
+    assert g.number_of_edges(MC, RADIUM) == 2
+    assert set(g[MC][RADIUM]) == {NSUBJ, OTHER}
+    edge = g.edges[MC, RADIUM, NSUBJ]
+    assert edge["relation"] == NSUBJ
+    assert edge["label"] == ""
+    assert edge["count"] == 2
+    assert edge["score_max"] == 0.8
+    assert edge["score_mean"] == mean(0.8, 0.4)
+    assert edge["documents"] == ["d1", "d2"]
+    assert edge["evidence"] == [
+        {
+            "document": "d1",
+            "sentence_index": 0,
+            "source_start": 0,
+            "source_end": 11,
+            "target_start": 23,
+            "target_end": 29,
+            "score": 0.8,
+            "sentence": "Marie Curie discovered radium.",
+        },
+        {
+            "document": "d2",
+            "sentence_index": 1,
+            "source_start": 34,
+            "source_end": 39,
+            "target_start": 51,
+            "target_end": 57,
+            "score": 0.4,
+            "sentence": "Curie discovered radium.",
+        },
+    ]
+    other = g.edges[MC, RADIUM, OTHER]
+    assert (other["count"], other["score_max"], other["score_mean"]) == (1, 0.3, 0.3)
+    assert other["documents"] == ["d1"]
+    assert sorted(g.edges(keys=True)) == sorted(
+        [
+            (MC, RADIUM, NSUBJ),
+            (MC, RADIUM, OTHER),
+            (MC, POLONIUM, NSUBJ),
+            (PC, MC, NSUBJ),
+            (PC, MARRIED, OTHER),
+        ]
+    )
+
+
+def test_mean_is_exact_whatever_the_ingest_order() -> None:
+    # Scores whose float sum depends on the order: the mean must not.
+    scores = [0.1, 0.2, 0.3, 0.7, 1e-17, 0.9]
+    analyses = [one_sentence(f"doc{i}", s) for i, s in enumerate(scores)]
+    forward, backward = KnowledgeGraph(), KnowledgeGraph()
+    for a in analyses:
+        forward.add_analysis(a)
+    for a in reversed(analyses):
+        backward.add_analysis(a)
+    expected = mean(*scores)
+    assert forward.g.edges[MC, RADIUM, NSUBJ]["score_mean"] == expected
+    assert backward.g.edges[MC, RADIUM, NSUBJ]["score_mean"] == expected
+    assert forward.g.edges[MC, RADIUM, NSUBJ]["count"] == len(scores)
+
+
+def test_text_is_most_frequent_then_first_seen() -> None:
+    kg = KnowledgeGraph()
+    kg.add_analysis(build("a", ["Marie Curie won."], [(MC, "Marie Curie", 0, 0)], []))
+    kg.add_analysis(build("b", ["Curie won."], [(MC, "Curie", 0, 0)], []))
+    assert kg.g.nodes[MC]["text"] == "Marie Curie"  # 1 vs 1: first seen
+    kg.add_analysis(build("c", ["Curie won. Curie lost."], [(MC, "Curie", 0, 0), (MC, "Curie", 0, 1)], []))
+    assert kg.g.nodes[MC]["text"] == "Curie"  # 3 vs 1
+    kg.remove_document("c")
+    assert kg.g.nodes[MC]["text"] == "Marie Curie"
+
+
+def test_self_loops_are_dropped() -> None:
+    analysis = build(
+        "loop",
+        ["Curie, that is Marie Curie, discovered radium."],
+        [(MC, "Curie", 0, 0), (MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0)],
+        [(0, 1, NSUBJ, 0.95), (1, 0, OTHER, 0.9), (1, 2, NSUBJ, 0.5)],
+    )
+    kg = KnowledgeGraph()
+    kg.add_analysis(analysis)
+    assert nx.number_of_selfloops(kg.g) == 0
+    assert list(kg.g.edges(keys=True)) == [(MC, RADIUM, NSUBJ)]
+    assert kg.g.nodes[MC]["mentions"] == 2
+
+
+def test_dedupe_within_a_document_keeps_the_max_score() -> None:
+    # Two mentions of Marie Curie in sentence 0 both relate to radium: one evidence item, max score,
+    # the winning mention's offsets. The same pair in sentence 1 is separate evidence.
+    analysis = build(
+        "dup",
+        ["Curie, Marie Curie, discovered radium.", "Marie Curie isolated radium."],
+        [
+            (MC, "Curie", 0, 0),
+            (MC, "Marie Curie", 0, 0),
+            (RADIUM, "radium", 0, 0),
+            (MC, "Marie Curie", 1, 0),
+            (RADIUM, "radium", 1, 0),
+        ],
+        [(0, 2, NSUBJ, 0.3), (1, 2, NSUBJ, 0.7), (0, 2, NSUBJ, 0.5), (3, 4, NSUBJ, 0.2)],
+    )
+    kg = KnowledgeGraph()
+    kg.add_analysis(analysis)
+    edge = kg.g.edges[MC, RADIUM, NSUBJ]
+    assert edge["count"] == 2
+    assert edge["score_max"] == 0.7
+    assert edge["score_mean"] == mean(0.7, 0.2)
+    first = edge["evidence"][0]
+    assert (first["sentence_index"], first["score"]) == (0, 0.7)
+    assert (first["source_start"], first["source_end"]) == (7, 18)
+    assert [e["sentence_index"] for e in edge["evidence"]] == [0, 1]
+
+
+def test_evidence_is_capped_and_ordered_deterministically() -> None:
+    sentences = ["Marie Curie discovered radium."] * 4
+    mentions = [m for i in range(4) for m in ((MC, "Marie Curie", i, 0), (RADIUM, "radium", i, 0))]
+    scores = [0.5, 0.9, 0.5, 0.1]
+    b = build("b", sentences, mentions, [(2 * i, 2 * i + 1, NSUBJ, s) for i, s in enumerate(scores)])
+    a = one_sentence("a", 0.5)
+    kg = KnowledgeGraph(max_evidence=3)
+    kg.add_analysis(b)
+    kg.add_analysis(a)
+    edge = kg.g.edges[MC, RADIUM, NSUBJ]
+    # Statistics use all five items; evidence keeps the best three, ties by document then offsets.
+    assert edge["count"] == 5
+    assert edge["score_max"] == 0.9
+    assert edge["score_mean"] == mean(0.5, 0.9, 0.5, 0.1, 0.5)
+    kept = [(e["document"], e["sentence_index"], e["score"]) for e in edge["evidence"]]
+    assert kept == [("b", 1, 0.9), ("a", 0, 0.5), ("b", 0, 0.5)]
+    # Removing a document refills the cap from what is left.
+    kg.remove_document("a")
+    edge = kg.g.edges[MC, RADIUM, NSUBJ]
+    assert [(e["document"], e["sentence_index"]) for e in edge["evidence"]] == [("b", 1), ("b", 0), ("b", 2)]
+    assert edge["count"] == 4
+
+
+# ── re-ingestion ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_same_analysis_again_is_unchanged_and_byte_identical(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    before = export_bytes(kg, tmp_path, "before")
+    assert kg.add_analysis(doc1()) == "unchanged"
+    assert kg.add_analysis(doc2()) == "unchanged"
+    assert export_bytes(kg, tmp_path, "after") == before
+
+
+def test_changed_document_is_replaced_not_added(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    assert kg.add_analysis(doc2_changed()) == "replaced"
+    g = kg.g
+    # Marie Curie: 2 mentions from d1 + 1 from the new d2 (not 2 + 2 + 1).
+    assert g.nodes[MC]["mentions"] == 3
+    assert g.nodes[MC]["documents"] == ["d1", "d2"]
+    # radium is now supported by d1 only.
+    assert g.nodes[RADIUM]["mentions"] == 1
+    assert g.nodes[RADIUM]["documents"] == ["d1"]
+    radium = g.edges[MC, RADIUM, NSUBJ]
+    assert (radium["count"], radium["score_max"], radium["score_mean"]) == (1, 0.8, 0.8)
+    assert radium["documents"] == ["d1"]
+    assert [e["document"] for e in radium["evidence"]] == ["d1"]
+    # The old 0.7 evidence for Pierre -> Marie is gone, only the new one counts.
+    married = g.edges[PC, MC, NSUBJ]
+    assert (married["count"], married["score_max"], married["score_mean"]) == (1, 0.9, 0.9)
+    assert married["evidence"][0]["sentence"] == "Pierre Curie met Marie Curie."
+    # The node and edge only the old version supported are gone.
+    assert MARRIED not in g
+    assert not g.has_edge(PC, MARRIED)
+    assert kg.documents["d2"] == doc2_changed().document.content_hash
+    assert g.graph["settings"]["top_k"] == 16
+    assert kg.summary() == {
+        "documents": 2,
+        "nodes": 4,
+        "edges": 4,
+        "relation_types": 2,
+        "mentions": 6,
+        "evidence": 4,
+    }
+
+    # Exactly what a graph that never saw the old version holds.
+    fresh = KnowledgeGraph()
+    fresh.add_analysis(doc1())
+    fresh.add_analysis(doc2_changed())
+    assert export_bytes(kg, tmp_path, "replaced") == export_bytes(fresh, tmp_path, "fresh")
+
+
+def test_remove_document() -> None:
+    kg = two_doc_graph()
+    assert kg.remove_document("d1") is True
+    assert kg.remove_document("d1") is False
+    assert POLONIUM not in kg.g
+    assert not kg.g.has_edge(MC, RADIUM, OTHER)
+    assert kg.g.nodes[MC]["mentions"] == 2
+    assert kg.g.edges[MC, RADIUM, NSUBJ]["count"] == 1
+    assert list(kg.documents) == ["d2"]
+    assert kg.remove_document("d2") is True
+    assert kg.summary()["nodes"] == 0 and kg.summary()["edges"] == 0 and kg.g.graph["documents"] == {}
+
+
+def test_invalid_analysis_leaves_the_graph_untouched(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    before = export_bytes(kg, tmp_path, "before")
+    bad = doc2_changed()
+    bad.relations.append(SpanRelation(0, 7, NSUBJ, 0.5, 0))
+    with pytest.raises(ValueError, match="span"):
+        kg.add_analysis(bad)
+    nan = doc2_changed()
+    nan.relations[0] = SpanRelation(0, 1, NSUBJ, float("nan"), 0)
+    with pytest.raises(ValueError, match="finite"):
+        kg.add_analysis(nan)
+    assert export_bytes(kg, tmp_path, "after") == before
+
+
+# ── labels, queries ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_relation_labels_triples_and_summary() -> None:
+    kg = KnowledgeGraph(relation_labels={NSUBJ: "nsubj"})
+    kg.add_analysis(doc1())
+    assert kg.g.edges[MC, RADIUM, NSUBJ]["label"] == "nsubj"
+    kg.add_analysis(doc2())
+    assert kg.g.edges[PC, MC, NSUBJ]["label"] == "nsubj"
+    kg.set_relation_labels({OTHER: "amod"})
+    assert kg.g.edges[MC, RADIUM, OTHER]["label"] == "amod"
+    assert kg.relation_labels == {OTHER: "amod", NSUBJ: "nsubj"}
+    assert list(kg.triples()) == [
+        ("Marie Curie", "nsubj", "radium", 0.8),
+        ("Pierre Curie", "nsubj", "Marie Curie", 0.7),
+        ("Marie Curie", "nsubj", "polonium", 0.6),
+        ("Pierre Curie", "amod", "married", 0.55),
+        ("Marie Curie", "amod", "radium", 0.3),
+    ]
+    assert kg.summary() == {
+        "documents": 2,
+        "nodes": 5,
+        "edges": 5,
+        "relation_types": 2,
+        "mentions": 9,
+        "evidence": 6,
+    }
+
+
+# ── exports ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_node_link_is_standard_networkx(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    data = json.loads(kg.to_node_link(tmp_path / "g.json").read_text(encoding="utf-8"))
+    g = nx.node_link_graph(data, edges="edges")
+    assert isinstance(g, nx.MultiDiGraph)
+    assert g.edges[MC, RADIUM, NSUBJ]["documents"] == ["d1", "d2"]
+    assert g.nodes[MC]["documents"] == ["d1", "d2"]
+    assert g.graph["documents"] == kg.documents
+    assert sorted(g.edges(keys=True)) == sorted(kg.g.edges(keys=True))
+
+
+def test_node_link_round_trip_then_replace_still_works(tmp_path: Path) -> None:
+    kg = two_doc_graph(max_evidence=1)
+    kg.set_relation_labels({NSUBJ: "nsubj"})
+    original = export_bytes(kg, tmp_path, "original")
+    loaded = KnowledgeGraph.from_node_link(tmp_path / "original.json")
+    assert export_bytes(loaded, tmp_path, "loaded") == original
+    assert loaded.max_evidence == 1
+    assert loaded.relation_labels == {NSUBJ: "nsubj"}
+    assert loaded.add_analysis(doc1()) == "unchanged"
+    assert loaded.add_analysis(doc2_changed()) == "replaced"
+    assert kg.add_analysis(doc2_changed()) == "replaced"
+    assert export_bytes(loaded, tmp_path, "loaded2") == export_bytes(kg, tmp_path, "original2")
+    assert MARRIED not in loaded.g
+    assert loaded.g.nodes[MC]["mentions"] == 3
+
+
+def test_graphml_is_readable_by_networkx_with_json_attributes(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    kg.set_relation_labels({NSUBJ: "nsubj"})
+    path = kg.to_graphml(tmp_path / "g.graphml")
+    g = nx.read_graphml(path, force_multigraph=True)
+    assert isinstance(g, nx.MultiDiGraph)
+    assert g.number_of_nodes() == 5 and g.number_of_edges() == 5
+    node = g.nodes[MC]
+    assert (node["text"], node["label"], node["kind"]) == ("Marie Curie", "PERSON", "entity")
+    assert node["mentions"] == 4
+    assert json.loads(node["documents"]) == ["d1", "d2"]
+    by_relation = {(u, v, d["relation"]): d for u, v, d in g.edges(data=True)}
+    edge = by_relation[(MC, RADIUM, NSUBJ)]
+    assert (edge["label"], edge["count"], edge["score_max"]) == ("nsubj", 2, 0.8)
+    assert edge["score_mean"] == mean(0.8, 0.4)
+    assert json.loads(edge["documents"]) == ["d1", "d2"]
+    evidence = json.loads(edge["evidence"])
+    assert evidence == kg.g.edges[MC, RADIUM, NSUBJ]["evidence"]
+    assert json.loads(g.graph["documents"]) == kg.documents
+    assert json.loads(g.graph["relation_labels"]) == {NSUBJ: "nsubj"}
+    assert json.loads(g.graph["settings"]) == {"model": "test-model", "top_k": 12}
+    # Edge ids are unique in the file (tools expect it).
+    assert len({k for _, _, k in g.edges(keys=True)}) == g.number_of_edges()
+
+
+def test_graphml_round_trip(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    lean = KnowledgeGraph.from_graphml(kg.to_graphml(tmp_path / "lean.graphml"))
+    # Everything GraphML keeps comes back, with the real keys and decoded lists.
+    assert sorted(lean.g.edges(keys=True)) == sorted(kg.g.edges(keys=True))
+    assert dict(lean.g.nodes(data=True)) == dict(kg.g.nodes(data=True))
+    for u, v, k, data in kg.g.edges(keys=True, data=True):
+        assert lean.g.edges[u, v, k] == data
+    assert lean.documents == kg.documents
+    assert lean.summary() == kg.summary()
+    # Its node-link export is the original's minus the provenance block (the last key).
+    without_provenance = export_bytes(kg, tmp_path, "kg").split(b',"qkgraph_provenance"')[0] + b"}\n"
+    assert export_bytes(lean, tmp_path, "lean") == without_provenance
+    # Without contributions the graph is read-only, and says so.
+    assert lean.add_analysis(doc1()) == "unchanged"
+    with pytest.raises(ProvenanceUnavailableError):
+        lean.add_analysis(doc2_changed())
+    with pytest.raises(ProvenanceUnavailableError):
+        lean.remove_document("d1")
+
+    # With include_provenance the round trip is lossless and replacement works.
+    full = KnowledgeGraph.from_graphml(kg.to_graphml(tmp_path / "full.graphml", include_provenance=True))
+    assert export_bytes(full, tmp_path, "full") == export_bytes(kg, tmp_path, "kg")
+    assert full.add_analysis(doc2_changed()) == "replaced"
+    kg.add_analysis(doc2_changed())
+    assert export_bytes(full, tmp_path, "full2") == export_bytes(kg, tmp_path, "kg2")
+
+
+def test_exports_are_deterministic(tmp_path: Path) -> None:
+    first, second = two_doc_graph(), two_doc_graph()
+    assert export_bytes(first, tmp_path, "a") == export_bytes(second, tmp_path, "b")
+    graphml_a = first.to_graphml(tmp_path / "a.graphml").read_bytes()
+    assert graphml_a == second.to_graphml(tmp_path / "b.graphml").read_bytes()
+    # A graph that went through replace-and-back ends where a fresh one does.
+    third = two_doc_graph()
+    third.add_analysis(doc2_changed())
+    third.add_analysis(doc2())
+    assert export_bytes(third, tmp_path, "c") == export_bytes(first, tmp_path, "a")

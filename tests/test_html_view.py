@@ -1,0 +1,289 @@
+"""HTML view: a standalone neo4j-viz page, checked in real headless Chromium (offline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.graph import KnowledgeGraph
+from pipeline.html_view import PALETTE, select_subgraph, write_html
+from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+# (key, text, label, kind) of the small test graph; texts are what the page must show.
+NODES = [
+    ("entity:PERSON:marie curie", "Marie Curie", "PERSON", "entity"),
+    ("entity:PERSON:pierre curie", "Pierre Curie", "PERSON", "entity"),
+    ("entity:GPE:paris", "Paris", "GPE", "entity"),
+    ("noun_chunk:radium", "radium", "", "noun_chunk"),
+]
+
+# Relation captions: label (or relation id when unlabelled) and score_max.
+REL_CAPTIONS = ["nsubj 0.90", "nsubj 0.60", "L5H1k4 0.40", "L3H3k8 0.75"]
+
+
+def small_graph() -> KnowledgeGraph:
+    first = "Marie Curie and Pierre Curie discovered radium in Paris."
+    text = first + " Marie Curie won."
+    spans = []
+    for key, surface, label, kind in NODES:
+        at = text.index(surface)
+        spans.append(Span(key, surface, label, kind, 0, at, at + len(surface)))  # type: ignore[arg-type]
+    # A second mention of Marie Curie, in sentence 1, so node sizes differ.
+    spans.append(Span(NODES[0][0], "Marie Curie", "PERSON", "entity", 1, len(first) + 1, len(first) + 12))
+    relations = [
+        SpanRelation(0, 3, "L2H8k12", 0.9, 0),
+        SpanRelation(1, 3, "L2H8k12", 0.6, 0),
+        SpanRelation(0, 2, "L5H1k4", 0.4, 0),
+        SpanRelation(1, 0, "L3H3k8", 0.75, 0),
+    ]
+    kg = KnowledgeGraph(relation_labels={"L2H8k12": "nsubj"})
+    sentences = [(0, len(first)), (len(first) + 1, len(text))]
+    kg.add_analysis(DocumentAnalysis(Document("curie.txt", text), sentences, spans, relations))
+    return kg
+
+
+def data_block(page: str) -> dict[str, object]:
+    """The graph data neo4j-viz embedded for its renderer."""
+    match = re.search(r'<script type="application/json" id="neo4j-viz-data">(.*?)</script>', page, re.S)
+    assert match, "no neo4j-viz data block"
+    return json.loads(match.group(1))
+
+
+# Network is closed in tests; these flags stop Chromium's own background connections.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One headless Chromium run with a fresh profile (e.g. --dump-dom)."""
+    assert CHROMIUM
+    with tempfile.TemporaryDirectory(prefix="qkgraph-chromium-") as profile:
+        return subprocess.run(
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=10000",
+                *args,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+
+class DevToolsPipe:
+    """Minimal Chrome DevTools Protocol client over --remote-debugging-pipe (fds 3 and 4).
+
+    Used for the screenshot: ``chromium --screenshot`` with a virtual-time budget captures at a
+    moment of its own choosing, and NVL's canvas was sometimes not in that frame yet (a blank graph
+    under load). Over the protocol we wait until the page says it has rendered, then capture.
+    """
+
+    def __init__(self, window: tuple[int, int], timeout_s: float = 90.0) -> None:
+        assert CHROMIUM
+        self.deadline = time.monotonic() + timeout_s
+        self.profile = tempfile.TemporaryDirectory(prefix="qkgraph-chromium-")
+        to_chrome_r, self._to_chrome_w = os.pipe()
+        self._from_chrome_r, from_chrome_w = os.pipe()
+
+        def wire_fds() -> None:
+            # Chromium reads commands on fd 3 and writes replies on fd 4; dup first so the new
+            # descriptors are inheritable even if a pipe end already sits on 3 or 4.
+            read_end, write_end = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        self.proc = subprocess.Popen(
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.profile.name}",
+                "--remote-debugging-pipe",
+                f"--window-size={window[0]},{window[1]}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=wire_fds,
+        )
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buffer = b""
+        self._next_id = 0
+
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> dict[str, Any]:
+        """Send one command and wait for its reply (events in between are ignored)."""
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_chrome_w, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                left = self.deadline - time.monotonic()
+                ready, _, _ = select.select([self._from_chrome_r], [], [], max(left, 0))
+                if not ready:
+                    raise TimeoutError(f"no DevTools reply to {method}")
+                chunk = os.read(self._from_chrome_r, 1 << 16)
+                if not chunk:
+                    raise RuntimeError("chromium closed the DevTools pipe")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (OSError, RuntimeError, TimeoutError):
+            pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_chrome_w)
+        os.close(self._from_chrome_r)
+        self.profile.cleanup()
+
+
+STATUS_JS = "document.body && document.body.getAttribute('data-qkgraph-rendered')"
+
+
+def screenshot_when_rendered(url: str, window: tuple[int, int] = (1000, 700)) -> tuple[str | None, bytes]:
+    """Open url, wait for the page's data-qkgraph-rendered status, return (status, PNG bytes)."""
+    browser = DevToolsPipe(window)
+    try:
+        target = browser.call("Target.createTarget", {"url": url})["targetId"]
+        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        status = None
+        while status is None and time.monotonic() < browser.deadline - 10:
+            query = {"expression": STATUS_JS, "returnByValue": True}
+            result = browser.call("Runtime.evaluate", query, session)
+            status = result["result"].get("value")
+            if status is None:
+                time.sleep(0.2)
+        png = base64.b64decode(browser.call("Page.captureScreenshot", {"format": "png"}, session)["data"])
+        return status, png
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_html(small_graph(), tmp_path_factory.mktemp("html") / "view.html", title="Curie <graph>")
+
+
+def test_page_is_standalone_and_deterministic(page_path: Path, tmp_path: Path) -> None:
+    page = page_path.read_text(encoding="utf-8")
+    # Nothing is fetched: no external scripts, stylesheets or fonts.
+    assert not re.search(r"<script[^>]+\bsrc=", page)
+    assert not re.search(r"<link[^>]+\bhref=", page)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", page)
+    assert "<title>Curie &lt;graph&gt;</title>" in page
+    assert "4 of 4 nodes, 4 of 4 relations shown" in page
+    again = write_html(small_graph(), tmp_path / "again.html", title="Curie <graph>")
+    assert again.read_bytes() == page_path.read_bytes()
+
+
+def test_page_data_has_captions_colours_sizes(page_path: Path) -> None:
+    data = data_block(page_path.read_text(encoding="utf-8"))
+    nodes = {n["id"]: n for n in data["nodes"]}  # type: ignore[index, union-attr]
+    assert {n["caption"] for n in nodes.values()} == {text for _, text, _, _ in NODES}
+    # Colour by entity label / kind: both PERSON nodes share a colour, the others differ.
+    person = nodes["entity:PERSON:marie curie"]["color"]
+    assert nodes["entity:PERSON:pierre curie"]["color"] == person
+    assert len({person, nodes["entity:GPE:paris"]["color"], nodes["noun_chunk:radium"]["color"]}) == 3
+    # Size by mentions: Marie Curie (2 mentions) is the biggest, the others (1 each) are equal.
+    sizes = sorted(n["size"] for n in nodes.values())
+    assert nodes["entity:PERSON:marie curie"]["size"] == sizes[-1] > sizes[0] == sizes[-2]
+    rels = {r["caption"] for r in data["relationships"]}  # type: ignore[index, union-attr]
+    assert rels == set(REL_CAPTIONS)
+
+
+def test_max_nodes_keeps_the_strongest_nodes(tmp_path: Path) -> None:
+    kg = small_graph()
+    nodes, edges = select_subgraph(kg, max_nodes=2, max_edges=10)
+    # Mentions + degree: Marie Curie (2 + 3), then Pierre Curie and radium tie (1 + 2): broken by key.
+    assert nodes == ["entity:PERSON:marie curie", "entity:PERSON:pierre curie"]
+    assert edges == [("entity:PERSON:pierre curie", "entity:PERSON:marie curie", "L3H3k8")]
+    page = write_html(kg, tmp_path / "top.html", max_nodes=2).read_text(encoding="utf-8")
+    data = data_block(page)
+    assert sorted(n["id"] for n in data["nodes"]) == nodes  # type: ignore[index, union-attr]
+    assert len(data["relationships"]) == 1  # type: ignore[arg-type]
+    assert "2 of 4 nodes, 1 of 4 relations shown" in page
+    _, top_edge = select_subgraph(kg, max_nodes=10, max_edges=1)
+    assert top_edge == [("entity:PERSON:marie curie", "noun_chunk:radium", "L2H8k12")]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_renders_in_headless_chromium(page_path: Path) -> None:
+    result = chromium(page_path.as_uri(), "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    # NVL draws on a canvas; the page's probe copies what the renderer holds into this element
+    # after layout (it is empty in the file, so its content proves the scripts ran).
+    match = re.search(r'<pre id="qkgraph-rendered"[^>]*>(.*?)</pre>', dom, re.S)
+    assert match, dom[-2000:]
+    rendered = json.loads(html.unescape(match.group(1)))
+    assert rendered["status"] == "rendered", rendered
+    assert sorted(n["caption"] for n in rendered["nodes"]) == sorted(text for _, text, _, _ in NODES)
+    assert rendered["nodes_on_screen"] == len(NODES)
+    positions = {(round(n["x"]), round(n["y"])) for n in rendered["nodes"]}
+    assert len(positions) == len(NODES), "nodes were not laid out"
+    assert sorted(r["caption"] for r in rendered["relationships"]) == sorted(REL_CAPTIONS)
+    assert 'data-qkgraph-rendered="rendered"' in dom
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_screenshot_shows_the_nodes(page_path: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    status, png = screenshot_when_rendered(page_path.as_uri())
+    shot = tmp_path / "shot.png"
+    shot.write_bytes(png)
+    assert status == "rendered"
+    image = Image.open(shot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 20, "blank screenshot"
+    counts = {rgb: n for n, rgb in colours}
+    data = data_block(page_path.read_text(encoding="utf-8"))
+    fills = {n["color"].lower() for n in data["nodes"]}  # type: ignore[index, union-attr]
+    assert fills <= {c.lower() for c in PALETTE}
+    for fill in fills:
+        rgb = tuple(int(fill[i : i + 2], 16) for i in (1, 3, 5))
+        # A node of radius >= 12 px covers hundreds of pixels of its exact fill colour (the
+        # legend's swatch of that colour is under 100).
+        assert counts.get(rgb, 0) > 300, f"node colour {fill} not drawn"
