@@ -1,0 +1,186 @@
+"""Every Cypher file in queries/ runs on a small hand-built corpus and returns the expected rows.
+
+CHECKS is keyed by file name and must cover queries/ exactly, so a new query without a test fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import store
+from pipeline.graph import KnowledgeGraph
+from test_store import MARRIED, MC, NSUBJ, OTHER, PC, POLONIUM, RADIUM, build
+
+PARIS = "entity:GPE:paris"
+SORBONNE = "entity:ORG:sorbonne"
+LOC = "L3H1k4"
+LABELS = {NSUBJ: "nsubj", LOC: "location"}
+
+
+def corpus() -> list:
+    return [
+        build(
+            "d1",
+            ["Marie Curie discovered radium.", "Marie Curie studied polonium."],
+            [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0), (MC, "Marie Curie", 1, 0), (POLONIUM, "polonium", 1, 0)],
+            [(0, 1, NSUBJ, 0.8), (2, 3, NSUBJ, 0.6), (0, 1, OTHER, 0.3)],
+        ),
+        build(
+            "d2",
+            ["Pierre Curie married Marie Curie.", "Curie discovered radium."],
+            [(PC, "Pierre Curie", 0, 0), (MARRIED, "married", 0, 0), (MC, "Marie Curie", 0, 0), (MC, "Curie", 1, 0),
+             (RADIUM, "radium", 1, 0)],
+            [(0, 2, NSUBJ, 0.7), (0, 1, OTHER, 0.55), (3, 4, NSUBJ, 0.4)],
+        ),
+        build(
+            "d3",
+            ["Marie Curie worked in Paris.", "The Sorbonne hired Marie Curie."],
+            [(MC, "Marie Curie", 0, 0), (PARIS, "Paris", 0, 0), (SORBONNE, "Sorbonne", 1, 0), (MC, "Marie Curie", 1, 0)],
+            [(0, 1, LOC, 0.95), (2, 3, NSUBJ, 0.5)],
+        ),
+        build(
+            "d4",
+            ["Pierre Curie and Marie Curie lived in Paris."],
+            [(PC, "Pierre Curie", 0, 0), (MC, "Marie Curie", 0, 0), (PARIS, "Paris", 0, 0)],
+            [(0, 2, LOC, 0.65)],
+        ),
+    ]
+
+
+def check_strongest_relations(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(entity="marie curie", limit=3)
+    assert [(r["direction"], r["type"], r["label"], r["other"], r["score_max"], r["count"]) for r in rows] == [
+        ("out", LOC, "location", "Paris", 0.95, 1),
+        ("out", NSUBJ, "nsubj", "radium", 0.8, 2),
+        ("in", NSUBJ, "nsubj", "Pierre Curie", 0.7, 1),
+    ]
+    assert rows[1]["score_mean"] == pytest.approx(0.6) and rows[1]["documents"] == 2
+    # By key as well; every relation of the node (4 out, 2 in) when the limit allows.
+    assert len(run(entity=MC, limit=100)) == kg.g.out_degree(MC) + kg.g.in_degree(MC) == 6
+
+
+def check_relation_types(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run()
+    assert [(r["type"], r["label"], r["edges"], r["evidence"]) for r in rows] == [
+        (NSUBJ, "nsubj", 4, 5),
+        (OTHER, "", 2, 2),
+        (LOC, "location", 2, 2),
+    ]
+    assert rows[0]["score_max"] == 0.8 and rows[2]["score_max"] == 0.95
+
+
+def check_paths_between(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(source="Sorbonne", target="polonium", limit=5)
+    assert len(rows) == 1
+    assert rows[0]["texts"] == ["Sorbonne", "Marie Curie", "polonium"]
+    assert rows[0]["steps"] == [f"Sorbonne -[{NSUBJ}]-> Marie Curie", f"Marie Curie -[{NSUBJ}]-> polonium"]
+    assert rows[0]["hops"] == 2 and rows[0]["mean_score"] == pytest.approx(0.55)
+    # Two hops both ways between "married" and Paris (through Pierre Curie); none longer than needed first.
+    rows = run(source=MARRIED, target=PARIS, limit=5)
+    assert rows[0]["keys"] == [MARRIED, PC, PARIS] and rows[0]["hops"] == 2
+    assert rows[0]["steps"] == [f"Pierre Curie -[{OTHER}]-> married", f"Pierre Curie -[{LOC}]-> Paris"]
+    assert run(source="radium", target="radium", limit=5) == []
+    # Two parallel 2-hop paths (via two relation types), the stronger first.
+    rows = run(source="Sorbonne", target="radium", limit=5)
+    assert [(r["hops"], r["steps"][1]) for r in rows] == [
+        (2, f"Marie Curie -[{NSUBJ}]-> radium"), (2, f"Marie Curie -[{OTHER}]-> radium"),
+    ]
+    assert [r["mean_score"] for r in rows] == [pytest.approx(0.65), pytest.approx(0.4)]
+
+
+def check_edge_provenance(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(source="Marie Curie", target="radium", type=NSUBJ)
+    assert [(r["document"], r["sentence_index"], r["sentence"], r["score"]) for r in rows] == [
+        ("d1", 0, "Marie Curie discovered radium.", 0.8),
+        ("d2", 1, "Curie discovered radium.", 0.4),
+    ]
+    assert rows[0]["source"] == "d1.txt"
+    assert rows[1]["source_offsets"] == [34, 39] and rows[1]["target_offsets"] == [51, 57]
+    rows = run(source="Marie Curie", target="radium", type=None)
+    assert [(r["type"], r["document"], r["score"]) for r in rows] == [
+        (NSUBJ, "d1", 0.8), (NSUBJ, "d2", 0.4), (OTHER, "d1", 0.3),
+    ]
+    assert run(source="radium", target="Marie Curie", type=None) == []  # direction matters
+
+
+def check_cooccurring_entities(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(min_documents=2, limit=10)
+    assert [(r["entity_a"], r["entity_b"], r["documents"], sorted(r["document_ids"])) for r in rows] == [
+        ("Marie Curie", "Pierre Curie", 2, ["d2", "d4"]),
+        ("Paris", "Marie Curie", 2, ["d3", "d4"]),
+    ]
+    assert rows[1]["label_a"] == "GPE" and rows[1]["label_b"] == "PERSON"
+    assert len(run(min_documents=1, limit=10)) == 5
+
+
+def check_graph_stats(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    (row,) = run()
+    summary = kg.summary()
+    assert row["documents"] == summary["documents"] == 4
+    assert row["spans"] == summary["nodes"] == 7
+    assert row["mentions"] == summary["mentions"]
+    assert row["relations"] == summary["edges"] == 8
+    assert row["relation_types"] == summary["relation_types"] == 3
+    assert row["evidence"] == summary["evidence"] == 9
+    assert (row["entities"], row["noun_chunks"], row["words"]) == (4, 2, 1)
+    assert row["entity_labels"] == [{"label": "PERSON", "spans": 2}, {"label": "GPE", "spans": 1},
+                                    {"label": "ORG", "spans": 1}]
+    assert row["sentences"] == 7  # every sentence of the corpus cites some evidence
+    assert row["evidence_edges"] == 8 + 1  # MC->radium NSUBJ has evidence from two documents
+    assert row["mention_edges"] == 3 + 4 + 3 + 3
+
+
+CHECKS: dict[str, Callable[[Callable[..., list[dict[str, Any]]], KnowledgeGraph], None]] = {
+    "strongest_relations": check_strongest_relations,
+    "relation_types": check_relation_types,
+    "paths_between": check_paths_between,
+    "edge_provenance": check_edge_provenance,
+    "cooccurring_entities": check_cooccurring_entities,
+    "graph_stats": check_graph_stats,
+}
+
+
+def test_every_query_file_has_a_check() -> None:
+    files = {p.stem for p in store.QUERIES_DIR.glob("*.cypher")}
+    assert files == set(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in store.QUERIES_DIR.glob("*.cypher")))
+def test_query_file_header_documents_it(name: str) -> None:
+    text = (store.QUERIES_DIR / f"{name}.cypher").read_text(encoding="utf-8")
+    header = text.split("\n")[0]
+    assert header.startswith("// What it answers:")
+    assert "// Parameters:" in text
+    params = sorted(set(re.findall(r"\$([a-z_]+)", store.load_query(name))))
+    for p in params:  # every parameter is documented and has a :param example for Browser
+        assert f"${p} (" in text, (name, p)
+        assert f":param {p} =>" in text, (name, p)
+
+
+@pytest.fixture(scope="module")
+def corpus_db(neo4j_driver, neo4j_settings):
+    from pipeline.store import clear_database
+
+    database = neo4j_settings.database
+    clear_database(neo4j_driver, database)
+    assert store.upsert_analyses(neo4j_driver, database, corpus(), relation_labels=LABELS)["added"] == 4
+    kg = KnowledgeGraph(relation_labels=LABELS)
+    for a in corpus():
+        kg.add_analysis(a)
+    return neo4j_driver, database, kg
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_query_results(corpus_db, name: str) -> None:
+    driver, database, kg = corpus_db
+    assert (Path(store.QUERIES_DIR) / f"{name}.cypher").exists(), f"queries/{name}.cypher missing"
+
+    def run(**params: Any) -> list[dict[str, Any]]:
+        return store.run_named_query(driver, database, name, **params)
+
+    CHECKS[name](run, kg)

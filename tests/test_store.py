@@ -1,0 +1,573 @@
+"""pipeline.store on the real embedded Neo4j: schema, per-document upsert, replacement, atomicity,
+whitelists and injection, and the NetworkX <-> Neo4j round trip (no mocks)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from pipeline import store
+from pipeline.graph import KnowledgeGraph
+from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
+
+MC = "entity:PERSON:marie curie"
+PC = "entity:PERSON:pierre curie"
+RADIUM = "noun_chunk:radium"
+POLONIUM = "noun_chunk:polonium"
+MARRIED = "word:marry"
+NSUBJ = "L2H8k12"
+OTHER = "L0H1k3"
+
+_KINDS = {"entity": "entity", "noun_chunk": "noun_chunk", "word": "word"}
+
+
+def build(
+    doc_id: str,
+    sentences: list[str],
+    mentions: list[tuple[str, str, int, int]],
+    relations: list[tuple[int, int, str, float]],
+    settings: dict[str, str | int | float] | None = None,
+    source: str = "",
+) -> DocumentAnalysis:
+    """A hand-made analysis.
+
+    mentions: (node key, surface text, sentence index, occurrence of the text in that sentence);
+    relations: (source mention, target mention, relation id, score), sentence = the source's.
+    Label and kind come from the key ("entity:PERSON:..." -> entity, PERSON).
+    """
+    text = " ".join(sentences)
+    bounds: list[tuple[int, int]] = []
+    pos = 0
+    for sentence in sentences:
+        bounds.append((pos, pos + len(sentence)))
+        pos += len(sentence) + 1
+    spans = []
+    for key, surface, sent, occurrence in mentions:
+        start, end = bounds[sent]
+        at = start - 1
+        for _ in range(occurrence + 1):
+            at = text.index(surface, at + 1, end)
+        parts = key.split(":")
+        kind = _KINDS[parts[0]]
+        label = parts[1] if kind == "entity" else ""
+        spans.append(Span(key, surface, label, kind, sent, at, at + len(surface)))  # type: ignore[arg-type]
+    rels = [SpanRelation(s, t, r, score, spans[s].sent_index) for s, t, r, score in relations]
+    return DocumentAnalysis(
+        Document(doc_id, text, source=source or f"{doc_id}.txt"), bounds, spans, rels,
+        n_tokens=len(text.split()), settings=settings or {},
+    )
+
+
+def doc1() -> DocumentAnalysis:
+    return build(
+        "d1",
+        ["Marie Curie discovered radium.", "Marie Curie studied polonium."],
+        [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0), (MC, "Marie Curie", 1, 0), (POLONIUM, "polonium", 1, 0)],
+        [(0, 1, NSUBJ, 0.8), (2, 3, NSUBJ, 0.6), (0, 1, OTHER, 0.3)],
+        settings={"model": "test-model", "top_k": 12},
+    )
+
+
+def doc2() -> DocumentAnalysis:
+    return build(
+        "d2",
+        ["Pierre Curie married Marie Curie.", "Curie discovered radium."],
+        [(PC, "Pierre Curie", 0, 0), (MARRIED, "married", 0, 0), (MC, "Marie Curie", 0, 0), (MC, "Curie", 1, 0),
+         (RADIUM, "radium", 1, 0)],
+        [(0, 2, NSUBJ, 0.7), (0, 1, OTHER, 0.55), (3, 4, NSUBJ, 0.4)],
+        settings={"model": "test-model", "top_k": 12},
+    )
+
+
+def doc2_changed() -> DocumentAnalysis:
+    return build(
+        "d2",
+        ["Pierre Curie met Marie Curie."],
+        [(PC, "Pierre Curie", 0, 0), (MC, "Marie Curie", 0, 0)],
+        [(0, 1, NSUBJ, 0.9)],
+        settings={"model": "test-model", "top_k": 16},
+    )
+
+
+def kg_of(*analyses: DocumentAnalysis, relation_labels: dict[str, str] | None = None) -> KnowledgeGraph:
+    kg = KnowledgeGraph(relation_labels=relation_labels)
+    for a in analyses:
+        kg.add_analysis(a)
+    return kg
+
+
+# ── helpers over the database ────────────────────────────────────────────────────────────────────
+
+
+def q(driver: Any, database: str, query: str, **params: Any) -> list[dict[str, Any]]:
+    records, _, _ = driver.execute_query(query, params, database_=database)
+    return [r.data() for r in records]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "iso_format"):  # neo4j.time.DateTime
+        return value.iso_format()
+    return value
+
+
+def dump(driver: Any, database: str, *, element_ids: bool = True, skip: frozenset[str] = frozenset()) -> tuple:
+    """Every node and relationship with labels/type and all properties, in a canonical order.
+
+    element_ids: include Neo4j's element ids (same database, nothing rewritten -> same ids);
+    skip: property names to leave out (e.g. ingested_at and seq when comparing two different histories).
+    """
+    nodes = q(driver, database, "MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, properties(n) AS props")
+    rels = q(
+        driver,
+        database,
+        "MATCH (a)-[r]->(b) RETURN elementId(r) AS id, type(r) AS type, properties(r) AS props, "
+        "elementId(a) AS a, elementId(b) AS b",
+    )
+
+    def ident(n: dict[str, Any]) -> tuple:
+        p = n["props"]
+        return (tuple(sorted(n["labels"])), p.get("key"), p.get("id"), p.get("doc_id"), p.get("index"))
+
+    by_id = {n["id"]: ident(n) for n in nodes}
+
+    def props(p: dict[str, Any]) -> tuple:
+        return tuple(sorted((k, repr(_plain(v))) for k, v in p.items() if k not in skip))
+
+    node_rows = sorted((ident(n), props(n["props"]), n["id"] if element_ids else "") for n in nodes)
+    rel_rows = sorted(
+        (r["type"], by_id[r["a"]], by_id[r["b"]], props(r["props"]), r["id"] if element_ids else "") for r in rels
+    )
+    return tuple(node_rows), tuple(rel_rows)
+
+
+HISTORY = frozenset({"ingested_at", "seq"})
+
+
+def counts(driver: Any, database: str) -> tuple[int, int]:
+    n = q(driver, database, "MATCH (n) RETURN count(n) AS n")[0]["n"]
+    r = q(driver, database, "MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
+    return n, r
+
+
+def assert_matches_kg(driver: Any, database: str, kg: KnowledgeGraph) -> None:
+    """The stored aggregates (Span properties, RELATES edges) equal the KnowledgeGraph's attributes."""
+    spans = {
+        r["key"]: r
+        for r in q(driver, database, "MATCH (s:Span) RETURN s.key AS key, properties(s) AS p, labels(s) AS labels")
+    }
+    assert set(spans) == set(kg.g.nodes)
+    for key, attrs in kg.g.nodes(data=True):
+        p = spans[key]["p"]
+        assert {k: p[k] for k in ("text", "label", "kind", "mentions", "documents")} == {
+            k: attrs[k] for k in ("text", "label", "kind", "mentions", "documents")
+        }, key
+        expected_labels = {"Span"} | ({store.ENTITY_LABELS[attrs["label"]]} if attrs["kind"] == "entity" else set())
+        assert set(spans[key]["labels"]) == expected_labels
+    rels = {
+        (r["s"], r["o"], r["p"]["type"]): r["p"]
+        for r in q(driver, database, "MATCH (a)-[r:RELATES]->(b) RETURN a.key AS s, b.key AS o, properties(r) AS p")
+    }
+    assert set(rels) == set(kg.g.edges(keys=True))
+    for s, o, t, attrs in kg.g.edges(keys=True, data=True):
+        p = rels[(s, o, t)]
+        assert p["count"] == attrs["count"]
+        assert p["score_max"] == attrs["score_max"]
+        # Both sides take the correctly rounded mean of an exact rational sum: bit-identical.
+        assert p["score_mean"] == attrs["score_mean"]
+        assert p["documents"] == attrs["documents"]
+        assert p["label"] == attrs["label"]
+    docs = {r["id"]: r["h"] for r in q(driver, database, "MATCH (d:Document) RETURN d.id AS id, d.content_hash AS h")}
+    assert docs == kg.documents
+
+
+def assert_same_kg(a: KnowledgeGraph, b: KnowledgeGraph) -> None:
+    """Nodes, edges and graph attributes equal (floats to 1e-12, the rest exactly)."""
+    assert dict(a.g.nodes(data=True)) == dict(b.g.nodes(data=True))
+    ea = {(s, o, k): d for s, o, k, d in a.g.edges(keys=True, data=True)}
+    eb = {(s, o, k): d for s, o, k, d in b.g.edges(keys=True, data=True)}
+    assert set(ea) == set(eb)
+    for edge, da in ea.items():
+        db = eb[edge]
+        assert set(da) == set(db), edge
+        for name in da:
+            if name in ("score_max", "score_mean"):
+                assert da[name] == pytest.approx(db[name], rel=0, abs=1e-12), (edge, name)
+            elif name == "evidence":
+                assert len(da[name]) == len(db[name])
+                for x, y in zip(da[name], db[name]):
+                    assert {k: v for k, v in x.items() if k != "score"} == {k: v for k, v in y.items() if k != "score"}
+                    assert x["score"] == pytest.approx(y["score"], rel=0, abs=1e-12)
+            else:
+                assert da[name] == db[name], (edge, name)
+    assert a.g.graph == b.g.graph
+    assert a.documents == b.documents
+
+
+@pytest.fixture()
+def db(neo4j_db, neo4j_settings):
+    """(driver, database name) on an emptied database with the schema in place."""
+    store.ensure_schema(neo4j_db, neo4j_settings.database)
+    return neo4j_db, neo4j_settings.database
+
+
+# ── schema ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_constraints_and_indexes_exist_after_ensure_schema(db) -> None:
+    driver, database = db
+    store.ensure_schema(driver, database)  # idempotent
+    constraints = {
+        (r["type"], tuple(r["labelsOrTypes"]), tuple(r["properties"]))
+        for r in q(driver, database, "SHOW CONSTRAINTS YIELD type, labelsOrTypes, properties")
+    }
+    assert ("UNIQUENESS", ("Document",), ("id",)) in constraints
+    assert ("UNIQUENESS", ("Span",), ("key",)) in constraints
+    assert ("UNIQUENESS", ("Sentence",), ("doc_id", "index")) in constraints
+    assert ("UNIQUENESS", ("RelationType",), ("id",)) in constraints
+    indexes = {
+        (r["entityType"], tuple(r["labelsOrTypes"] or ()), tuple(r["properties"] or ()), r["state"])
+        for r in q(driver, database, "SHOW INDEXES YIELD entityType, labelsOrTypes, properties, state")
+    }
+    assert ("RELATIONSHIP", ("EVIDENCE",), ("doc_id",), "ONLINE") in indexes
+    assert ("NODE", ("Span",), ("text",), "ONLINE") in indexes
+    assert ("NODE", ("Document",), ("seq",), "ONLINE") in indexes
+    # Deliberately none on RELATES.type: the planner would pick it for MERGE of a RELATES edge.
+    assert not any(i[1] == ("RELATES",) for i in indexes)
+
+
+# ── upsert ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_two_documents_sharing_an_entity_give_one_span_mentioned_in_both(db) -> None:
+    driver, database = db
+    assert store.upsert_document(driver, database, doc1()) == "added"
+    assert store.upsert_document(driver, database, doc2()) == "added"
+    rows = q(driver, database, "MATCH (s:Span {key: $k}) RETURN count(s) AS n, labels(s) AS labels", k=MC)
+    assert len(rows) == 1 and rows[0]["n"] == 1 and sorted(rows[0]["labels"]) == ["Person", "Span"]
+    mentioned = q(
+        driver,
+        database,
+        "MATCH (:Span {key: $k})-[m:MENTIONED_IN]->(d:Document) RETURN d.id AS doc, m.count AS count, "
+        "m.starts AS starts, m.ends AS ends, m.text_values AS texts ORDER BY doc",
+        k=MC,
+    )
+    assert mentioned == [
+        {"doc": "d1", "count": 2, "starts": [0, 31], "ends": [11, 42], "texts": ["Marie Curie"]},
+        {"doc": "d2", "count": 2, "starts": [21, 34], "ends": [32, 39], "texts": ["Marie Curie", "Curie"]},
+    ]
+    # Non-entity spans carry no second label.
+    assert q(driver, database, "MATCH (s:Span {key: $k}) RETURN labels(s) AS l", k=RADIUM) == [{"l": ["Span"]}]
+    doc = q(driver, database, "MATCH (d:Document {id: 'd1'}) RETURN properties(d) AS p")[0]["p"]
+    assert doc["content_hash"] == doc1().document.content_hash
+    assert doc["source"] == "d1.txt"
+    assert "ingested_at" in doc
+
+
+def test_aggregates_are_right_and_equal_the_knowledge_graph(db) -> None:
+    driver, database = db
+    labels = {NSUBJ: "nsubj"}
+    assert store.upsert_analyses(driver, database, [doc1(), doc2()], relation_labels=labels) == {
+        "added": 2, "unchanged": 0, "replaced": 0,
+    }
+    edge = q(
+        driver,
+        database,
+        "MATCH (:Span {key: $s})-[r:RELATES {type: $t}]->(:Span {key: $o}) RETURN properties(r) AS p",
+        s=MC, o=RADIUM, t=NSUBJ,
+    )[0]["p"]
+    assert edge["count"] == 2
+    assert edge["score_max"] == 0.8
+    assert edge["score_mean"] == pytest.approx(0.6)
+    assert edge["documents"] == ["d1", "d2"]
+    assert edge["label"] == "nsubj"
+    mc = q(driver, database, "MATCH (s:Span {key: $k}) RETURN properties(s) AS p", k=MC)[0]["p"]
+    assert mc["mentions"] == 4 and mc["text"] == "Marie Curie" and mc["documents"] == ["d1", "d2"]
+    evidence = q(
+        driver,
+        database,
+        "MATCH (:Span {key: $s})-[e:EVIDENCE {type: $t}]->(:Span {key: $o}) RETURN e.doc_id AS doc, "
+        "e.scores AS scores, e.sentences AS sentences ORDER BY doc",
+        s=MC, o=RADIUM, t=NSUBJ,
+    )
+    assert evidence == [
+        {"doc": "d1", "scores": [0.8], "sentences": [0]},
+        {"doc": "d2", "scores": [0.4], "sentences": [1]},
+    ]
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2(), relation_labels=labels))
+
+
+def test_the_same_document_again_is_unchanged_and_writes_nothing(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()], relation_labels={NSUBJ: "nsubj"})
+    before = dump(driver, database)
+    assert store.upsert_document(driver, database, doc2(), relation_labels={NSUBJ: "nsubj"}) == "unchanged"
+    assert store.upsert_analyses(driver, database, [doc1(), doc2()]) == {"added": 0, "unchanged": 2, "replaced": 0}
+    assert dump(driver, database) == before  # element ids and ingested_at included
+
+
+def test_relation_labels_relabel_existing_edges(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()])
+    store.set_relation_labels(driver, database, {NSUBJ: "nsubj"})
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2(), relation_labels={NSUBJ: "nsubj"}))
+    # A new label with an unchanged document: the document is untouched, the label is applied.
+    assert store.upsert_document(driver, database, doc1(), relation_labels={NSUBJ: "subject"}) == "unchanged"
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2(), relation_labels={NSUBJ: "subject"}))
+    assert store.read_relation_labels(driver, database) == {NSUBJ: "subject"}
+
+
+def test_a_changed_document_is_replaced_not_added(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()])
+    assert store.upsert_document(driver, database, doc2_changed()) == "replaced"
+
+    # Orphans are gone: "married" only appeared in the old d2, and so did its edge and sentence 1.
+    assert q(driver, database, "MATCH (s:Span {key: $k}) RETURN s", k=MARRIED) == []
+    assert q(driver, database, "MATCH ()-[r {type: $t}]->(:Span {key: $k}) RETURN r", t=OTHER, k=MARRIED) == []
+    sentences = q(driver, database, "MATCH (s:Sentence {doc_id: 'd2'}) RETURN s.index AS i, s.text AS t")
+    assert sentences == [{"i": 0, "t": "Pierre Curie met Marie Curie."}]
+    # Counts corrected, not added: Marie Curie 2 (d1) + 1 (new d2); MC->radium only from d1 now.
+    mc = q(driver, database, "MATCH (s:Span {key: $k}) RETURN s.mentions AS m, s.documents AS d", k=MC)
+    assert mc == [{"m": 3, "d": ["d1", "d2"]}]
+    rel = q(
+        driver, database,
+        "MATCH (:Span {key: $s})-[r:RELATES {type: $t}]->(:Span {key: $o}) RETURN r.count AS c, r.documents AS d, "
+        "r.score_max AS mx",
+        s=MC, o=RADIUM, t=NSUBJ,
+    )
+    assert rel == [{"c": 1, "d": ["d1"], "mx": 0.8}]
+    rel = q(
+        driver, database,
+        "MATCH (:Span {key: $s})-[r:RELATES {type: $t}]->(:Span {key: $o}) RETURN r.count AS c, r.score_mean AS m",
+        s=PC, o=MC, t=NSUBJ,
+    )
+    assert rel == [{"c": 1, "m": 0.9}]
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2(), doc2_changed()))
+
+    # And the database is the one a fresh ingest of the current documents gives (history aside).
+    replaced = dump(driver, database, element_ids=False, skip=HISTORY)
+    store.clear_database(driver, database)
+    store.upsert_analyses(driver, database, [doc1(), doc2_changed()])
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == replaced
+
+
+def test_delete_document_removes_only_what_it_supported(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()])
+    assert store.delete_document(driver, database, "d2") is True
+    assert store.delete_document(driver, database, "d2") is False
+    after = dump(driver, database, element_ids=False, skip=HISTORY)
+    store.clear_database(driver, database)
+    store.upsert_document(driver, database, doc1())
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == after
+
+
+def test_batch_size_does_not_change_the_result(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2(), doc2_changed()], batch_size=1)
+    small = dump(driver, database, element_ids=False, skip=HISTORY)
+    store.clear_database(driver, database)
+    store.upsert_analyses(driver, database, [doc1(), doc2(), doc2_changed()], batch_size=10_000)
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == small
+    with pytest.raises(ValueError, match="batch_size"):
+        store.upsert_document(driver, database, doc1(), batch_size=0)
+
+
+# ── safety ───────────────────────────────────────────────────────────────────────────────────────
+
+EVIL_TEXT = '"}) DETACH DELETE n //'
+EVIL_ID = "d3 \"quoted\" 'single' `back`tick` }) MATCH (n) DETACH DELETE n //"
+
+
+def test_injection_attempts_are_stored_verbatim_as_data(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()])
+    n0, r0 = counts(driver, database)
+    evil_key = f"entity:ORG:{EVIL_TEXT}"
+    analysis = build(
+        EVIL_ID,
+        [f"The {EVIL_TEXT} met Marie Curie."],
+        [(evil_key, EVIL_TEXT, 0, 0), (MC, "Marie Curie", 0, 0)],
+        [(0, 1, NSUBJ, 0.5)],
+    )
+    labels = {OTHER: "`]->() DETACH DELETE n //"}
+    assert store.upsert_document(driver, database, analysis, relation_labels=labels) == "added"
+
+    span = q(driver, database, "MATCH (s:Span {key: $k}) RETURN s.text AS t, labels(s) AS l", k=evil_key)
+    assert len(span) == 1 and span[0]["t"] == EVIL_TEXT and sorted(span[0]["l"]) == ["Org", "Span"]
+    doc = q(driver, database, "MATCH (d:Document {id: $id}) RETURN d.id AS id", id=EVIL_ID)
+    assert doc == [{"id": EVIL_ID}]
+    assert q(driver, database, "MATCH (t:RelationType {id: $id}) RETURN t.label AS l", id=OTHER) == [{"l": labels[OTHER]}]
+    # Exactly the new document's own additions: 1 Document + 1 Sentence + 1 new Span + 1 RelationType;
+    # 2 MENTIONED_IN + 1 PART_OF + 1 EVIDENCE + 1 RELATES. Nothing else created or deleted.
+    assert counts(driver, database) == (n0 + 4, r0 + 5)
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2(), analysis, relation_labels=labels))
+
+
+def test_whitelists_raise_before_anything_is_written(db) -> None:
+    driver, database = db
+    store.upsert_document(driver, database, doc1())
+    before = dump(driver, database)
+    bad_type = "L2H8k12]->() DETACH DELETE n //"
+    analysis = build("d9", ["Marie Curie discovered radium."], [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0)],
+                     [(0, 1, bad_type, 0.5)])
+    with pytest.raises(ValueError, match=r"relation type 'L2H8k12\]->\(\) DETACH DELETE n //' is not allowed"):
+        store.upsert_document(driver, database, analysis)
+    with pytest.raises(ValueError, match="RELATES"):
+        store.upsert_document(driver, database, doc2(), relation_labels={"RELATES": "x"})
+    bad_label = DocumentAnalysis(
+        Document("d8", "Aspirin helps."), [(0, 14)], [Span("entity:DRUG:aspirin", "Aspirin", "DRUG", "entity", 0, 0, 7)], []
+    )
+    with pytest.raises(ValueError, match="entity label 'DRUG' is not allowed"):
+        store.upsert_document(driver, database, bad_label)
+    bad_kind = DocumentAnalysis(
+        Document("d7", "Aspirin helps."), [(0, 14)], [Span("x:aspirin", "Aspirin", "", "thing", 0, 0, 7)], []  # type: ignore[arg-type]
+    )
+    with pytest.raises(ValueError, match="kind 'thing'"):
+        store.upsert_document(driver, database, bad_kind)
+    assert dump(driver, database) == before
+
+
+@pytest.mark.parametrize("relation", ["L2H8k12", "L0H0c3", "L11H3c1-4-7", "L31H31k128"])
+def test_relation_type_whitelist_accepts_extractor_ids(relation: str) -> None:
+    assert store.check_relation_type(relation) == relation
+
+
+@pytest.mark.parametrize("relation", ["", "L2H8", "l2h8k12", "L2H8k12 ", "RELATES", "L2H8c", "L2H8c1-", "L2H8k12\n"])
+def test_relation_type_whitelist_rejects_the_rest(relation: str) -> None:
+    with pytest.raises(ValueError, match="is not allowed"):
+        store.check_relation_type(relation)
+
+
+# ── atomicity ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_failure_mid_document_leaves_the_previous_state_and_a_rerun_completes(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()])
+    before = dump(driver, database)
+    # Fails after the 2nd UNWIND batch with batch_size=1: old contribution already deleted in the
+    # transaction and new rows partly written, so a non-atomic writer would leave a torn document.
+    with pytest.raises(RuntimeError, match="injected failure"):
+        store.upsert_document(driver, database, doc2_changed(), batch_size=1, _fail_after_batches=2)
+    assert dump(driver, database) == before
+    # A new document failing half-way leaves no trace either.
+    d3 = build("d3", ["Marie Curie won."], [(MC, "Marie Curie", 0, 0), ("word:win", "won", 0, 0)], [(0, 1, OTHER, 0.2)])
+    with pytest.raises(RuntimeError, match="injected failure"):
+        store.upsert_document(driver, database, d3, batch_size=1, _fail_after_batches=3)
+    assert dump(driver, database) == before
+    # The rerun completes the graph.
+    assert store.upsert_document(driver, database, doc2_changed()) == "replaced"
+    assert store.upsert_document(driver, database, d3) == "added"
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2_changed(), d3))
+
+
+# ── round trip ───────────────────────────────────────────────────────────────────────────────────
+
+
+def test_round_trip_networkx_to_neo4j_to_networkx(db) -> None:
+    driver, database = db
+    kg = kg_of(doc1(), doc2(), relation_labels={NSUBJ: "nsubj", "L9H9k9": "unused"})
+    kg.add_analysis(doc2_changed())  # a replacement, so ingest order matters for the tie-breaks
+    assert store.upsert_graph(driver, database, kg) == {"added": 2, "unchanged": 0, "replaced": 0}
+    back = store.read_graph(driver, database)
+    assert_same_kg(kg, back)
+    assert_matches_kg(driver, database, kg)
+    # The read-back graph keeps per-document provenance: it can still replace documents.
+    assert back.add_analysis(doc2()) == "replaced"
+    kg.add_analysis(doc2())
+    assert_same_kg(kg, back)
+    # Writing the same graph again changes nothing.
+    assert store.upsert_graph(driver, database, kg_of(doc1(), doc2_changed(), relation_labels={NSUBJ: "nsubj", "L9H9k9": "unused"})) == {
+        "added": 0, "unchanged": 2, "replaced": 0,
+    }
+
+
+def test_read_graph_after_document_upserts_equals_the_ingested_knowledge_graph(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2(), doc2_changed()], relation_labels={OTHER: "other"})
+    assert_same_kg(kg_of(doc1(), doc2(), doc2_changed(), relation_labels={OTHER: "other"}), store.read_graph(driver, database))
+
+
+def _random_analysis(rng: random.Random, doc_id: str, vocab: list[str], types: list[str]) -> DocumentAnalysis:
+    n_sent = rng.randint(1, 4)
+    sentences, spans = [], []
+    for s in range(n_sent):
+        words = rng.sample(vocab, rng.randint(2, 5))
+        # surface variants of the same node ("Marie", "MARIE", "marie"): ties for the text tie-break
+        words = [rng.choice([w, w.upper(), w.lower()]) if w[0].isupper() else w for w in words]
+        sentences.append(" ".join(words) + ".")
+    text = " ".join(sentences)
+    bounds, pos = [], 0
+    for sentence in sentences:
+        bounds.append((pos, pos + len(sentence)))
+        pos += len(sentence) + 1
+    for s, (start, _) in enumerate(bounds):
+        at = start
+        for word in sentences[s][:-1].split(" "):
+            if word.lower() in {"marie", "pierre", "paris", "nobel"}:
+                key, label, kind = f"entity:PERSON:{word.lower()}", "PERSON", "entity"
+            else:
+                key, label, kind = f"word:{word}", "", "word"
+            spans.append(Span(key, word, label, kind, s, at, at + len(word)))  # type: ignore[arg-type]
+            at += len(word) + 1
+    rels = []
+    for _ in range(rng.randint(0, 8)):
+        i = rng.randrange(len(spans))
+        same = [j for j, sp in enumerate(spans) if sp.sent_index == spans[i].sent_index]
+        j = rng.choice(same)
+        rels.append(SpanRelation(i, j, rng.choice(types), rng.choice([0.1, 0.25, 1 / 3, 0.5, 0.7, 0.9]), spans[i].sent_index))
+    return DocumentAnalysis(Document(doc_id, text), bounds, spans, rels)
+
+
+def test_random_corpus_with_replacements_matches_the_knowledge_graph(db) -> None:
+    driver, database = db
+    rng = random.Random(7)
+    vocab = ["Marie", "Pierre", "Paris", "radium", "study", "lab", "prize", "Nobel", "work", "metal"]
+    types = ["L0H1k2", "L1H0c3", "L2H8k12"]
+    kg = KnowledgeGraph()
+    # ids that sort differently by UTF-16 unit and by code point: stored lists must follow Python's order
+    ids = [f"doc{i}" for i in range(7)] + ["d\U0001F600", "d\uffff", "d\ue000"]
+    for step in range(40):
+        analysis = _random_analysis(rng, rng.choice(ids), vocab, types)
+        expected = kg.add_analysis(analysis)
+        assert store.upsert_document(driver, database, analysis, batch_size=rng.choice([1, 3, 1000])) == expected
+        if step % 13 == 12 and kg.documents:
+            victim = sorted(kg.documents)[rng.randrange(len(kg.documents))]
+            kg.remove_document(victim)
+            assert store.delete_document(driver, database, victim)
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+
+
+def test_concurrent_writers_on_shared_spans_keep_the_aggregates_exact(db) -> None:
+    """Four threads upsert overlapping documents at once; span locks serialize the shared parts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    driver, database = db
+    rng = random.Random(11)
+    vocab = ["Marie", "Pierre", "Paris", "radium", "study", "lab"]
+    analyses = {f"c{i:02d}": _random_analysis(rng, f"c{i:02d}", vocab, ["L0H1k2", "L2H8k12"]) for i in range(16)}
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda a: store.upsert_document(driver, database, a), analyses.values()))
+    assert results == ["added"] * 16
+    order = q(driver, database, "MATCH (d:Document) RETURN d.id AS id, d.seq AS seq")
+    kg = KnowledgeGraph()
+    for row in sorted(order, key=lambda r: (r["seq"], r["id"])):  # the store's ingest order
+        kg.add_analysis(analyses[row["id"]])
+    assert_matches_kg(driver, database, kg)
+
+
+# ── named queries plumbing ───────────────────────────────────────────────────────────────────────
+
+
+def test_load_query_strips_comments_and_rejects_unknown_names() -> None:
+    text = store.load_query("graph_stats")
+    assert "//" not in text and "MATCH" in text
+    for bad in ("nope", "../pipeline/store", "graph_stats.cypher", "GRAPH_STATS"):
+        with pytest.raises(ValueError, match="unknown query"):
+            store.load_query(bad)
