@@ -200,6 +200,34 @@ def ingest(
         raise typer.Exit(3)
 
 
+@app.command("eval")
+def eval_command(
+    conllu: Path = typer.Argument(..., help="Gold CoNLL-U file to score on (e.g. UD EWT dev)."),
+    model: str = typer.Option("all-minilm-l6-v2", help="Model name or path."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
+    plots: Optional[Path] = typer.Option(None, help="Write PNG plots into this folder."),
+    select_on: Optional[Path] = typer.Option(None, help="Choose units on this CoNLL-U file, score the whole of CONLLU."),
+    max_sentences: Optional[int] = typer.Option(None, help="Use only the first N sentences."),
+    write_labels: bool = typer.Option(False, help="Write the relation-label artifact for the model."),
+) -> None:
+    """Score relational subspaces against gold dependency arcs (Clark et al. 2019's protocol)."""
+    from .evaluation import main as evaluation_main
+
+    argv = [str(conllu), "--model", model]
+    if json_out:
+        argv.append("--json")
+    if plots is not None:
+        argv += ["--plots", str(plots)]
+    if select_on is not None:
+        argv += ["--select-on", str(select_on)]
+    if max_sentences is not None:
+        argv += ["--max-sentences", str(max_sentences)]
+    if write_labels:
+        argv.append("--write-labels")
+    code = evaluation_main(argv)
+    raise typer.Exit(int(code or 0))
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -109,3 +109,25 @@ def test_ingest_reads_conllu_corpus(tmp_path, ewt_dev_path):
     assert "documents: 12 added" in r.output
     data = json.loads((tmp_path / "ewt.json").read_text())
     assert len(data["graph"]["documents"]) == 12
+
+
+def test_ingest_into_neo4j_matches_the_file_graph(neo4j_db, neo4j_settings, tmp_path):
+    from pipeline.graph import KnowledgeGraph
+    from pipeline.store import read_graph
+
+    out = tmp_path / "g.graphml"
+    args = ["--neo4j-uri", neo4j_settings.uri, "--neo4j-user", neo4j_settings.user,
+            "--neo4j-password", neo4j_settings.password, "--neo4j-database", neo4j_settings.database]
+    r = _ingest(str(REPO / "examples"), "--out", str(out), *args)
+    assert r.exit_code == 0, r.output
+    assert "upserted into Neo4j" in r.output and neo4j_settings.password not in r.output
+    stored = read_graph(neo4j_db, neo4j_settings.database)
+    local = KnowledgeGraph.from_node_link(out.with_suffix(".json"))
+    assert set(stored.g.nodes) == set(local.g.nodes)
+    assert set(stored.g.edges(keys=True)) == set(local.g.edges(keys=True))
+    for u, v, k, d in local.g.edges(keys=True, data=True):
+        assert stored.g.edges[u, v, k]["count"] == d["count"]
+    # a second run changes nothing in Neo4j either
+    again = _ingest(str(REPO / "examples"), "--out", str(out), *args)
+    assert "4 unchanged" in again.output
+    assert set(read_graph(neo4j_db, neo4j_settings.database).g.edges(keys=True)) == set(local.g.edges(keys=True))
