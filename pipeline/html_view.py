@@ -111,14 +111,17 @@ def _category(data: dict[str, Any]) -> str:
 
 
 def select_subgraph(
-    kg: KnowledgeGraph, max_nodes: int, max_edges: int
+    kg: KnowledgeGraph, max_nodes: int, max_edges: int, include_isolated: bool = False
 ) -> tuple[list[str], list[tuple[str, str, str]]]:
     """The nodes and edges to draw: top nodes by mentions + degree, top edges among them by score.
 
+    Nodes without any relation are left out unless ``include_isolated`` (or the graph has no edges
+    at all): a mention that relates to nothing is noise in a picture of relations.
     Ties are broken by node key / (source, target, relation), so the selection is deterministic.
     """
     g = kg.g
-    ranked = sorted(g.nodes, key=lambda n: (-(int(g.nodes[n].get("mentions", 0)) + g.degree(n)), n))
+    pool = list(g.nodes) if include_isolated or g.number_of_edges() == 0 else [n for n in g.nodes if g.degree(n) > 0]
+    ranked = sorted(pool, key=lambda n: (-(int(g.nodes[n].get("mentions", 0)) + g.degree(n)), n))
     nodes = sorted(ranked[: max(max_nodes, 0)])
     keep = set(nodes)
     candidates = [
@@ -137,6 +140,7 @@ def write_html(
     max_nodes: int = 300,
     title: str = "qkgraph",
     max_edges: int = 2000,
+    include_isolated: bool = False,
 ) -> Path:
     """Write a standalone interactive HTML view of ``kg`` to ``path`` and return the path.
 
@@ -145,7 +149,7 @@ def write_html(
     """
     path = Path(path)
     g = kg.g
-    node_ids, edge_ids = select_subgraph(kg, max_nodes, max_edges)
+    node_ids, edge_ids = select_subgraph(kg, max_nodes, max_edges, include_isolated)
 
     # Colours: most common categories get the first palette entries; deterministic by name on ties.
     counts: dict[str, int] = {}

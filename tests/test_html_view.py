@@ -248,6 +248,19 @@ def test_max_nodes_keeps_the_strongest_nodes(tmp_path: Path) -> None:
     assert top_edge == [("entity:PERSON:marie curie", "noun_chunk:radium", "L2H8k12")]
 
 
+def test_isolated_nodes_are_left_out_unless_asked_for(tmp_path: Path) -> None:
+    kg = small_graph()
+    text = "Lisbon is far away."
+    kg.add_analysis(DocumentAnalysis(Document("lonely.txt", text), [(0, len(text))],
+                                     [Span("entity:GPE:lisbon", "Lisbon", "GPE", "entity", 0, 0, 6)], []))
+    nodes, _ = select_subgraph(kg, max_nodes=10, max_edges=10)
+    assert "entity:GPE:lisbon" not in nodes and len(nodes) == 4
+    nodes, _ = select_subgraph(kg, max_nodes=10, max_edges=10, include_isolated=True)
+    assert "entity:GPE:lisbon" in nodes
+    page = write_html(kg, tmp_path / "v.html").read_text(encoding="utf-8")
+    assert "4 of 5 nodes" in page
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_renders_in_headless_chromium(page_path: Path) -> None:
     result = chromium(page_path.as_uri(), "--dump-dom")
