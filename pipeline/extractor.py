@@ -31,7 +31,7 @@ from torch import nn
 
 from .activations import Activations, capture
 from .adapters import AttentionAdapter, adapter_for
-from .circuit import FactoredQK, energy_rank
+from .circuit import FactoredQK
 from .rope import apply_rope
 from .scoring import PairScorer, attention_share
 

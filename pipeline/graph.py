@@ -272,8 +272,6 @@ class KnowledgeGraph:
 
     def _build_contribution(self, analysis: DocumentAnalysis) -> _Contribution:
         doc = analysis.document
-        n_spans = len(analysis.spans)
-        n_sentences = len(analysis.sentences)
 
         nodes: dict[str, _NodeContribution] = {}
         for span in analysis.spans:
@@ -285,19 +283,7 @@ class KnowledgeGraph:
 
         best: dict[tuple[str, str, str, int], _Evidence] = {}
         for i, rel in enumerate(analysis.relations):
-            if not (0 <= rel.source < n_spans and 0 <= rel.target < n_spans):
-                raise ValueError(
-                    f"document {doc.id!r}: relation {i} refers to span {rel.source}->{rel.target}, "
-                    f"but the analysis has {n_spans} spans"
-                )
-            if not 0 <= rel.sent_index < n_sentences:
-                raise ValueError(
-                    f"document {doc.id!r}: relation {i} cites sentence {rel.sent_index}, "
-                    f"but the analysis has {n_sentences} sentences"
-                )
-            score = float(rel.score)
-            if not math.isfinite(score):
-                raise ValueError(f"document {doc.id!r}: relation {i} has a non-finite score {rel.score!r}")
+            score = analysis.checked_score(i)
             src, tgt = analysis.spans[rel.source], analysis.spans[rel.target]
             if src.key == tgt.key:
                 continue  # self-loop: see module docstring

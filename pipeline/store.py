@@ -27,7 +27,6 @@ syntax from a whitelisted parameter).
 from __future__ import annotations
 
 import json
-import math
 import re
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -286,7 +285,6 @@ def _rows_from_analysis(analysis: DocumentAnalysis) -> _DocRows:
     doc = analysis.document
     if not isinstance(doc.id, str) or doc.id == "":
         raise ValueError(f"document id must be a non-empty string, got {doc.id!r}")
-    n_spans, n_sentences = len(analysis.spans), len(analysis.sentences)
     mentions: dict[str, _Mention] = {}
     for i, span in enumerate(analysis.spans):
         _check_span_label(doc.id, i, span.label, span.kind)
@@ -304,19 +302,7 @@ def _rows_from_analysis(analysis: DocumentAnalysis) -> _DocRows:
     best: dict[tuple[str, str, str, int], _Ev] = {}
     for i, rel in enumerate(analysis.relations):
         check_relation_type(rel.relation)
-        if not (0 <= rel.source < n_spans and 0 <= rel.target < n_spans):
-            raise ValueError(
-                f"document {doc.id!r}: relation {i} refers to span {rel.source}->{rel.target}, "
-                f"but the analysis has {n_spans} spans"
-            )
-        if not 0 <= rel.sent_index < n_sentences:
-            raise ValueError(
-                f"document {doc.id!r}: relation {i} cites sentence {rel.sent_index}, "
-                f"but the analysis has {n_sentences} sentences"
-            )
-        score = float(rel.score)
-        if not math.isfinite(score):
-            raise ValueError(f"document {doc.id!r}: relation {i} has a non-finite score {rel.score!r}")
+        score = analysis.checked_score(i)
         src, tgt = analysis.spans[rel.source], analysis.spans[rel.target]
         if src.key == tgt.key:
             continue  # self-loop, dropped as in pipeline.graph

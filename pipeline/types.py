@@ -112,6 +112,32 @@ class DocumentAnalysis:
     n_tokens: int = 0
     settings: dict[str, str | int | float] = field(default_factory=dict)
 
+    def checked_score(self, i: int) -> float:
+        """Relation ``i``'s score as a float, after checking it against this analysis.
+
+        Raises ValueError when the relation points outside ``spans`` or ``sentences`` or its score is
+        not finite: a consumer (the graph, the store) must reject such an analysis before writing.
+        """
+        import math
+
+        rel = self.relations[i]
+        doc_id = self.document.id
+        n_spans, n_sentences = len(self.spans), len(self.sentences)
+        if not (0 <= rel.source < n_spans and 0 <= rel.target < n_spans):
+            raise ValueError(
+                f"document {doc_id!r}: relation {i} refers to span {rel.source}->{rel.target}, "
+                f"but the analysis has {n_spans} spans"
+            )
+        if not 0 <= rel.sent_index < n_sentences:
+            raise ValueError(
+                f"document {doc_id!r}: relation {i} cites sentence {rel.sent_index}, "
+                f"but the analysis has {n_sentences} sentences"
+            )
+        score = float(rel.score)
+        if not math.isfinite(score):
+            raise ValueError(f"document {doc_id!r}: relation {i} has a non-finite score {rel.score!r}")
+        return score
+
     def sentence_text(self, index: int) -> str:
         start, end = self.sentences[index]
         return self.document.text[start:end]
