@@ -228,6 +228,18 @@ def eval_command(
     raise typer.Exit(int(code or 0))
 
 
+def _register_serve() -> None:
+    # The scheduling command lives with the flows (flows/serve.py); registered here so the one CLI has it.
+    try:
+        from flows.serve import serve_command
+    except ImportError:  # the library installed without flows/: no serve command
+        return
+    app.command("serve")(serve_command)
+
+
+_register_serve()
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

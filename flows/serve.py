@@ -1,0 +1,190 @@
+"""Scheduled ingestion on one machine: ``serve`` a cron deployment of the ingest flow.
+
+    qkgraph serve --source /data/incoming --cron "0 2 * * *" --out /data/out/graph.graphml
+
+(the CLI command is ``serve_command`` below), or from Python::
+
+    from flows.serve import serve_ingest
+    serve_ingest(["/data/incoming"], "0 2 * * *", out="/data/out/graph.graphml")
+
+The process blocks: it registers the deployment with the Prefect API (PREFECT_API_URL, or a
+temporary local server when unset), polls for scheduled runs and executes each in a subprocess.
+Every night the flow re-reads the source folders: new and changed files are extracted, unchanged
+ones are cache hits (flows/ingest.py). Neo4j is written when NEO4J_URI is set (or ``neo4j_uri``
+given); the password comes from NEO4J_PASSWORD in this process's environment, or from a Prefect
+Secret block named by ``neo4j_password_secret``. It is never a deployment parameter.
+
+For a work pool and workers instead of one serving process, see prefect.yaml and docs/flows.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import typer
+
+DEFAULT_CRON = "0 2 * * *"
+DEFAULT_NAME = "qkgraph-nightly"
+
+
+def _absolute(source: str) -> str:
+    # Runs start in the serving process's working directory, but an absolute path survives a move.
+    return os.path.abspath(os.path.expanduser(source))
+
+
+def ingest_parameters(
+    source: list[str],
+    *,
+    out: Optional[str] = None,
+    html: Optional[str] = None,
+    model: str = "all-minilm-l6-v2",
+    layers: str = "all",
+    top_k: int = 3,
+    threshold: float = 0.7,
+    batch_size: int = 32,
+    neo4j_uri: Optional[str] = None,
+    neo4j_user: Optional[str] = None,
+    neo4j_database: Optional[str] = None,
+    neo4j_password_secret: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+) -> dict[str, Any]:
+    """The flow parameters a deployment stores (visible in the UI): no password among them."""
+    if not source:
+        raise ValueError("at least one --source (file, folder or glob) is needed")
+    params: dict[str, Any] = {
+        "sources": [_absolute(s) for s in source],
+        "model": model,
+        "layers": layers,
+        "top_k": top_k,
+        "threshold": threshold,
+        "batch_size": batch_size,
+    }
+    optional = {
+        "out": _absolute(out) if out else None,
+        "html": _absolute(html) if html else None,
+        "neo4j_uri": neo4j_uri,
+        "neo4j_user": neo4j_user,
+        "neo4j_database": neo4j_database,
+        "neo4j_password_secret": neo4j_password_secret,
+        "cache_dir": _absolute(cache_dir) if cache_dir else None,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    return params
+
+
+def build_deployment(
+    source: list[str],
+    cron: str = DEFAULT_CRON,
+    *,
+    name: str = DEFAULT_NAME,
+    timezone: Optional[str] = None,
+    dask_address: Optional[str] = None,
+    dask_workers: int = 0,
+    **parameters: Any,
+) -> Any:
+    """A RunnerDeployment of the ingest flow on ``cron`` (one run at a time), for ``prefect.serve``.
+
+    ``dask_address`` / ``dask_workers`` > 0 put extraction on Dask (flows/scale_out.py).
+    ``parameters`` are those of ``ingest_parameters``.
+    """
+    from prefect.schedules import Cron
+
+    from flows.ingest import ingest_flow
+    from flows.scale_out import ingest_flow_on_dask
+
+    flow = ingest_flow_on_dask(dask_address, dask_workers or 2) if (dask_address or dask_workers) else ingest_flow
+    return flow.to_deployment(
+        name=name,
+        schedule=Cron(cron, timezone=timezone) if timezone else Cron(cron),
+        parameters=ingest_parameters(source, **parameters),
+        concurrency_limit=1,  # a long night does not overlap with the next one
+        tags=["qkgraph"],
+        description="qkgraph: ingest new and changed documents into the knowledge graph",
+    )
+
+
+def serve_ingest(
+    source: list[str],
+    cron: str = DEFAULT_CRON,
+    out: Optional[str] = None,
+    html: Optional[str] = None,
+    *,
+    neo4j_uri: Optional[str] = None,
+    neo4j_user: Optional[str] = None,
+    neo4j_database: Optional[str] = None,
+    neo4j_password_secret: Optional[str] = None,
+    dask_address: Optional[str] = None,
+    dask_workers: int = 0,
+    model: str = "all-minilm-l6-v2",
+    layers: str = "all",
+    top_k: int = 3,
+    threshold: float = 0.7,
+    batch_size: int = 32,
+    cache_dir: Optional[str] = None,
+    name: str = DEFAULT_NAME,
+    timezone: Optional[str] = None,
+) -> None:
+    """Serve the nightly ingest deployment until interrupted (blocks; Ctrl-C stops it)."""
+    from prefect import serve
+
+    deployment = build_deployment(
+        source, cron, name=name, timezone=timezone, dask_address=dask_address, dask_workers=dask_workers,
+        out=out, html=html, model=model, layers=layers, top_k=top_k, threshold=threshold,
+        batch_size=batch_size, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user, neo4j_database=neo4j_database,
+        neo4j_password_secret=neo4j_password_secret, cache_dir=cache_dir,
+    )
+    serve(deployment, limit=1)
+
+
+def serve_command(
+    source: list[str] = typer.Option(..., "--source", "-s", help="File, folder or glob to ingest on every run (repeatable)."),
+    cron: str = typer.Option(DEFAULT_CRON, help="Cron schedule, e.g. '0 2 * * *' (02:00 every night)."),
+    timezone: Optional[str] = typer.Option(None, help="IANA time zone of the schedule (default UTC)."),
+    out: Optional[str] = typer.Option(None, help="GraphML output, merged run after run (default out/graph.graphml without Neo4j)."),
+    html: Optional[str] = typer.Option(None, help="Also write the interactive HTML view here."),
+    model: str = typer.Option("all-minilm-l6-v2", help="Model name, folder or .gguf file."),
+    layers: str = typer.Option("all", help="Layers: all, 0,2,4 or 1-3."),
+    top_k: int = typer.Option(3, "--top-k", help="Relation types per layer."),
+    threshold: float = typer.Option(0.7, help="Pooled attention share threshold (0..1)."),
+    batch_size: int = typer.Option(32, help="Documents per extraction task."),
+    neo4j_uri: Optional[str] = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j (else files only)."),
+    neo4j_user: Optional[str] = typer.Option(None, envvar="NEO4J_USER"),
+    neo4j_database: Optional[str] = typer.Option(None, envvar="NEO4J_DATABASE"),
+    neo4j_password_secret: Optional[str] = typer.Option(
+        None, help="Prefect Secret block holding the Neo4j password (default: NEO4J_PASSWORD in the environment)."
+    ),
+    dask_address: Optional[str] = typer.Option(None, envvar="QKGRAPH_DASK_ADDRESS", help="Extract on this Dask scheduler."),
+    dask_workers: int = typer.Option(0, help="Extract on a LocalCluster of N worker processes (0: in-process)."),
+    cache_dir: Optional[str] = typer.Option(None, envvar="QKGRAPH_CACHE_DIR", help="Analysis cache folder."),
+    name: str = typer.Option(DEFAULT_NAME, help="Deployment name."),
+) -> None:
+    """Run the ingest flow on a cron schedule (Prefect serve); new and changed files are picked up each run."""
+    from pipeline.ingest import parse_layers
+
+    if not 0.0 <= threshold <= 1.0:
+        raise typer.BadParameter(f"--threshold must be in [0, 1], got {threshold}")
+    try:
+        parse_layers(layers)
+    except ValueError:
+        raise typer.BadParameter(f"--layers must be 'all', a list like 0,2,4 or a range like 1-3; got {layers!r}") from None
+    missing = [s for s in source if not any(ch in s for ch in "*?[") and not os.path.exists(s)]
+    if missing:
+        raise typer.BadParameter(f"source does not exist: {', '.join(missing)}")
+    try:
+        from prefect.schedules import Cron
+
+        Cron(cron)
+    except Exception as exc:
+        raise typer.BadParameter(f"--cron {cron!r} is not a cron expression: {exc}") from None
+    typer.echo(f"serving {name!r} on {cron!r}: sources {', '.join(source)}; Ctrl-C stops it")
+    serve_ingest(
+        source, cron, out, html, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user, neo4j_database=neo4j_database,
+        neo4j_password_secret=neo4j_password_secret, dask_address=dask_address, dask_workers=dask_workers,
+        model=model, layers=layers, top_k=top_k, threshold=threshold, batch_size=batch_size,
+        cache_dir=cache_dir, name=name, timezone=timezone,
+    )
+
+
+if __name__ == "__main__":
+    typer.run(serve_command)
