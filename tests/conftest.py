@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,17 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 TEST_PASSWORD = "qkgraph-test-password"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EWT_DEV = REPO_ROOT.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu"
+
+
+_TIMINGS: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Report how long the session's servers took to start and stop (figures for the notes)."""
+    if _TIMINGS:
+        terminalreporter.write_line(
+            "qkgraph test servers: " + ", ".join(f"{k} {v:.1f}s" for k, v in _TIMINGS.items())
+        )
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +66,13 @@ def neo4j_server() -> Iterator["object"]:
         return
     server = Neo4jDevServer(heap_mb=768, pagecache_mb=128, password=TEST_PASSWORD)
     server.start()
+    _TIMINGS["neo4j start"] = server.startup_seconds or 0.0
     try:
         yield server
     finally:
+        t0 = time.monotonic()
         server.stop()
+        _TIMINGS["neo4j stop"] = time.monotonic() - t0
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +113,9 @@ def prefect_harness() -> Iterator[None]:
     """One Prefect test server (temporary SQLite) for the session; generous startup timeout on 2 cores."""
     from prefect.testing.utilities import prefect_test_harness
 
+    t0 = time.monotonic()
     with prefect_test_harness(server_startup_timeout=180):
+        _TIMINGS["prefect start"] = time.monotonic() - t0
         yield
 
 
