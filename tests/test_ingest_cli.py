@@ -131,3 +131,11 @@ def test_ingest_into_neo4j_matches_the_file_graph(neo4j_db, neo4j_settings, tmp_
     again = _ingest(str(REPO / "examples"), "--out", str(out), *args)
     assert "4 unchanged" in again.output
     assert set(read_graph(neo4j_db, neo4j_settings.database).g.edges(keys=True)) == set(local.g.edges(keys=True))
+
+
+def test_eval_command_prints_json_last_line(ewt_dev_path):
+    r = runner.invoke(app, ["eval", str(ewt_dev_path), "--max-sentences", "80", "--json"])
+    assert r.exit_code == 0, r.output
+    last = json.loads(r.output.strip().splitlines()[-1])
+    assert {"macro", "accuracy", "calibration"} <= set(last)
+    assert {"offset", "attention", "logit", "qk"} <= set(last["macro"])
