@@ -114,6 +114,8 @@ def ingest(
     from .relations import RelationStats
     from .settings import Neo4jSettings
     from .sources import iter_documents
+    from .store import connect, upsert_document
+    from .types import SkippedInput
 
     if not 0.0 <= threshold <= 1.0:
         _fail(f"--threshold must be in [0, 1], got {threshold}")
@@ -127,8 +129,6 @@ def ingest(
     driver = None
     try:
         if neo is not None:  # check the connection before any work
-            from .store import connect
-
             driver = connect(neo)
         inputs = iter_documents([str(p) for p in paths])
         settings = IngestSettings(model=model, layers=layer_tuple, top_k=top_k, threshold=threshold)
@@ -159,8 +159,6 @@ def ingest(
                 continue
             yield item
 
-    from .types import SkippedInput
-
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.completed} docs"),
         TextColumn("{task.fields[tps]:.0f} tokens/s"), TimeElapsedColumn(), transient=False,
@@ -169,8 +167,6 @@ def ingest(
         for analysis in analyze_documents(documents(), models, stats):
             result = kg.add_analysis(analysis)
             if driver is not None:
-                from .store import upsert_document
-
                 upsert_document(driver, neo.database, analysis, kg.relation_labels)
             report.documents += 1
             setattr(report, result, getattr(report, result) + 1)

@@ -135,9 +135,6 @@ class IngestReport:
     unchanged: int = 0
     replaced: int = 0
     skipped: list[SkippedInput] = field(default_factory=list)
-    nodes: int = 0
-    edges: int = 0
-    relation_types: int = 0
     tokens: int = 0
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)

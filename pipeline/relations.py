@@ -226,8 +226,9 @@ class RelationExtractor:
                 has = member.any(1)
                 pooled = pool_span_scores(scores[:, b], member)  # [S, n, n]
                 sent = torch.tensor([s.sent_index for s in spans])
-                keys = [s.key for s in spans]
-                same_key = torch.tensor([[ka == kb for kb in keys] for ka in keys])
+                key_ids = {}
+                key_index = torch.tensor([key_ids.setdefault(s.key, len(key_ids)) for s in spans])
+                same_key = key_index[:, None] == key_index[None, :]
                 ok = (sent[:, None] == sent[None, :]) & ~same_key & has[:, None] & has[None, :]
                 hits = ((pooled >= self.threshold) & ok[None]).nonzero().tolist()
                 for s_i, a, c in hits:
