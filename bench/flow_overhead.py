@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 import json
 import logging
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -106,7 +106,7 @@ def main() -> None:
     from flows.scale_out import ingest_flow_on_dask
     from pipeline.graph import KnowledgeGraph
     from pipeline.ingest import IngestSettings, analyze_documents
-    from pipeline.sources import load_documents
+    from pipeline.text.sources import load_documents
 
     work = Path(tempfile.mkdtemp(prefix="qkgraph-bench-flow-"))
     docs, _ = load_documents([EWT])
@@ -116,7 +116,9 @@ def main() -> None:
         for d in docs:
             f.write(json.dumps({"id": d.id, "text": d.text}, ensure_ascii=False) + "\n")
     chars = sum(len(d.text) for d in docs)
-    print(f"{len(docs)} EWT dev documents, {chars} characters; {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(
+        f"{len(docs)} EWT dev documents, {chars} characters; {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    )
 
     settings = IngestSettings()
     t = time.perf_counter()
@@ -199,9 +201,16 @@ def main() -> None:
                 # Warm-up: one batch per worker so that each loads the model (what a cold run pays extra).
                 warm_docs = work / "warm.jsonl"
                 warm_docs.write_text("".join(corpus.read_text(encoding="utf-8").splitlines(True)[: 2 * args.workers]))
-                warm = dask_flow(sources=[str(warm_docs)], out=str(work / "warm.json"), cache_dir=str(work / "cache-warm"), batch_size=1)
+                warm = dask_flow(
+                    sources=[str(warm_docs)],
+                    out=str(work / "warm.json"),
+                    cache_dir=str(work / "cache-warm"),
+                    batch_size=1,
+                )
                 t_start = time.perf_counter() - t
-                print(f"Dask start + model load in {len(set(warm['extract_pids']))} of {args.workers} workers: {t_start:.2f}s")
+                print(
+                    f"Dask start + model load in {len(set(warm['extract_pids']))} of {args.workers} workers: {t_start:.2f}s"
+                )
 
                 t = time.perf_counter()
                 report = dask_flow(out=str(work / "dask.json"), cache_dir=str(work / "cache-dask"), **params)

@@ -30,7 +30,7 @@ EWT = Path(__file__).resolve().parents[1].parent / "shared/data/ud_english_ewt/e
 
 
 def _documents(copies: int = 1):
-    from pipeline.sources import load_documents
+    from pipeline.text.sources import load_documents
     from pipeline.types import Document
 
     docs, _ = load_documents([EWT])
@@ -68,16 +68,21 @@ def main() -> None:
     tok = models.extractor.tokenizer
 
     t0 = time.perf_counter()
-    parsed = [(d, [(s.start_char, s.end_char) for s in doc.sents]) for d, doc in
-              zip(docs, models.nlp.pipe((d.text for d in docs), batch_size=16))]
+    parsed = [
+        (d, [(s.start_char, s.end_char) for s in doc.sents])
+        for d, doc in zip(docs, models.nlp.pipe((d.text for d in docs), batch_size=16))
+    ]
     t_spacy = time.perf_counter() - t0
 
-    windows = [d.text[w.start:w.end] for i, (d, sents) in enumerate(parsed)
-               for w in make_windows(tok, d.text, sents, i, 512)[0]]
+    windows = [
+        d.text[w.start : w.end]
+        for i, (d, sents) in enumerate(parsed)
+        for w in make_windows(tok, d.text, sents, i, 512)[0]
+    ]
     t0 = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(windows), 16):
-            enc = tok(windows[i:i + 16], return_tensors="pt", padding=True, truncation=True, max_length=512)
+            enc = tok(windows[i : i + 16], return_tensors="pt", padding=True, truncation=True, max_length=512)
             models.extractor.model(**enc)
     t_forward = time.perf_counter() - t0
 
@@ -91,23 +96,41 @@ def main() -> None:
 
     rss = {}
     for copies in (1, args.copies):
-        out = subprocess.run([sys.executable, __file__, "--stream-only", str(copies)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--stream-only", str(copies)], capture_output=True, text=True, check=True
+        )
         rss[copies] = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_kib"]
 
     ratio = t_ingest / (t_spacy + t_forward)
-    print(f"corpus: {len(docs)} EWT dev documents, {stats.tokens} subword tokens, {stats.windows} windows, "
-          f"{len(models.subspaces)} relation types; torch threads {torch.get_num_threads()}")
+    print(
+        f"corpus: {len(docs)} EWT dev documents, {stats.tokens} subword tokens, {stats.windows} windows, "
+        f"{len(models.subspaces)} relation types; torch threads {torch.get_num_threads()}"
+    )
     print(f"spaCy parse alone      : {t_spacy:7.2f} s")
     print(f"bare model forward     : {t_forward:7.2f} s")
-    print(f"end-to-end ingest      : {t_ingest:7.2f} s  ({len(docs) / t_ingest:.1f} docs/s, {stats.tokens / t_ingest:.0f} tokens/s)")
+    print(
+        f"end-to-end ingest      : {t_ingest:7.2f} s  ({len(docs) / t_ingest:.1f} docs/s, {stats.tokens / t_ingest:.0f} tokens/s)"
+    )
     print(f"ratio ingest/(spaCy+forward): {ratio:.2f}")
     print(f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {stats.relations} relation evidences")
-    print(f"peak RSS streaming 1x: {rss[1] / 1024:.0f} MiB, {args.copies}x: {rss[args.copies] / 1024:.0f} MiB "
-          f"(ratio {rss[args.copies] / rss[1]:.2f})")
-    print(json.dumps({"ratio": round(ratio, 3), "docs_per_s": round(len(docs) / t_ingest, 2),
-                      "rss_ratio_10x": round(rss[args.copies] / rss[1], 3), "spacy_s": round(t_spacy, 2),
-                      "forward_s": round(t_forward, 2), "ingest_s": round(t_ingest, 2),
-                      "nodes": summary["nodes"], "edges": summary["edges"]}))
+    print(
+        f"peak RSS streaming 1x: {rss[1] / 1024:.0f} MiB, {args.copies}x: {rss[args.copies] / 1024:.0f} MiB "
+        f"(ratio {rss[args.copies] / rss[1]:.2f})"
+    )
+    print(
+        json.dumps(
+            {
+                "ratio": round(ratio, 3),
+                "docs_per_s": round(len(docs) / t_ingest, 2),
+                "rss_ratio_10x": round(rss[args.copies] / rss[1], 3),
+                "spacy_s": round(t_spacy, 2),
+                "forward_s": round(t_forward, 2),
+                "ingest_s": round(t_ingest, 2),
+                "nodes": summary["nodes"],
+                "edges": summary["edges"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline import store  # noqa: E402
-from pipeline.conllu import read_conllu_documents  # noqa: E402
-from pipeline.settings import Neo4jSettings  # noqa: E402
+from pipeline.store.settings import Neo4jSettings  # noqa: E402
+from pipeline.text.conllu import read_conllu_documents  # noqa: E402
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation  # noqa: E402
 
 EWT_DEV = REPO_ROOT.parent / "shared/data/ud_english_ewt/en_ewt-ud-dev.conllu"
@@ -82,7 +82,15 @@ def ewt_analyses(path: Path) -> list[DocumentAnalysis]:
                     index_of[tok.id] = len(spans)
                     lemma = tok.lemma if tok.lemma != "_" else tok.form
                     spans.append(
-                        Span(f"word:{lemma.lower()}", tok.form, "", "word", si, base + tok.start_char, base + tok.end_char)
+                        Span(
+                            f"word:{lemma.lower()}",
+                            tok.form,
+                            "",
+                            "word",
+                            si,
+                            base + tok.start_char,
+                            base + tok.end_char,
+                        )
                     )
             for tok in sentence.tokens:
                 if tok.id in index_of and tok.head in index_of:
@@ -90,8 +98,12 @@ def ewt_analyses(path: Path) -> list[DocumentAnalysis]:
                     relations.append(SpanRelation(index_of[tok.id], index_of[tok.head], rel, 1.0, si))
         out.append(
             DocumentAnalysis(
-                Document(cdoc.id, cdoc.text, source=f"{path.name}#{cdoc.id}"), offsets, spans, relations,
-                n_tokens=n_tokens, settings={"bench": "ewt-gold-arcs"},
+                Document(cdoc.id, cdoc.text, source=f"{path.name}#{cdoc.id}"),
+                offsets,
+                spans,
+                relations,
+                n_tokens=n_tokens,
+                settings={"bench": "ewt-gold-arcs"},
             )
         )
     return out
@@ -101,8 +113,24 @@ _FIRST = ["Marie", "Pierre", "Ada", "Alan", "Grace", "Niels", "Lise", "Enrico", 
 _LAST = ["Curie", "Lovelace", "Turing", "Hopper", "Bohr", "Meitner", "Fermi", "Franklin", "Planck", "Noether", "Dirac"]
 _ORG = ["Institute", "University", "Laboratory", "Society", "Academy", "Foundation", "Company", "Observatory"]
 _PLACE = ["Paris", "Warsaw", "Cambridge", "Copenhagen", "Berlin", "Vienna", "Zurich", "Rome", "Oslo", "Leiden"]
-_NOUNS = ["radioactivity", "element", "experiment", "measurement", "theory", "laboratory", "prize", "lecture",
-          "isotope", "radiation", "discovery", "publication", "colleague", "student", "apparatus", "sample"]
+_NOUNS = [
+    "radioactivity",
+    "element",
+    "experiment",
+    "measurement",
+    "theory",
+    "laboratory",
+    "prize",
+    "lecture",
+    "isotope",
+    "radiation",
+    "discovery",
+    "publication",
+    "colleague",
+    "student",
+    "apparatus",
+    "sample",
+]
 
 
 def _vocabulary(rng: random.Random, size: int) -> list[tuple[str, str, str, str]]:
@@ -167,8 +195,13 @@ def synthetic_analyses(
                 a, b = rng.sample(range(first, first + 8), 2)
                 relations.append(SpanRelation(a, b, rng.choice(types), round(rng.random(), 6), si))
         docs.append(
-            DocumentAnalysis(Document(f"{prefix}-{d:04d}", " ".join(sentences)), bounds, spans, relations,
-                             settings={"bench": "synthetic", "seed": seed})
+            DocumentAnalysis(
+                Document(f"{prefix}-{d:04d}", " ".join(sentences)),
+                bounds,
+                spans,
+                relations,
+                settings={"bench": "synthetic", "seed": seed},
+            )
         )
     return docs
 
@@ -210,7 +243,7 @@ def main() -> None:
     with ExitStack() as stack:
         settings = Neo4jSettings.from_env()
         if settings is None:
-            from pipeline.neo4j_dev import Neo4jDevServer
+            from pipeline.store.dev_server import Neo4jDevServer
 
             password = secrets.token_urlsafe(16)
             server = stack.enter_context(Neo4jDevServer(heap_mb=1024, pagecache_mb=512, password=password))
@@ -234,34 +267,48 @@ def main() -> None:
         t0 = time.perf_counter()
         again = store.upsert_analyses(driver, database, ewt, relation_labels=EWT_LABELS, batch_size=default_bs)
         t_again = time.perf_counter() - t0
-        print(f"\n(a) UD EWT dev: {len(ewt)} documents, {sum(len(a.spans) for a in ewt)} NOUN/PROPN spans, "
-              f"{n_ewt_rel} gold arcs (synthetic relation types), batch size {default_bs}")
-        print(f"    ingest : {first['seconds']:7.2f} s  {len(ewt) / first['seconds']:7.1f} docs/s  "
-              f"{first['rels_per_s']:8.0f} rels/s  -> {first['nodes']} nodes, {first['rels']} relationships")
+        print(
+            f"\n(a) UD EWT dev: {len(ewt)} documents, {sum(len(a.spans) for a in ewt)} NOUN/PROPN spans, "
+            f"{n_ewt_rel} gold arcs (synthetic relation types), batch size {default_bs}"
+        )
+        print(
+            f"    ingest : {first['seconds']:7.2f} s  {len(ewt) / first['seconds']:7.1f} docs/s  "
+            f"{first['rels_per_s']:8.0f} rels/s  -> {first['nodes']} nodes, {first['rels']} relationships"
+        )
         print(f"    rerun  : {t_again:7.2f} s  {len(ewt) / t_again:7.1f} docs/s  (all unchanged: {again})")
 
         # (b) synthetic corpus: the whole of it at the default batch size
         corpus = synthetic_analyses(seed=1234, target_relations=args.relations, n_docs=args.docs)
         n_rel = sum(len(a.relations) for a in corpus)
         sizes = sorted(len(a.relations) for a in corpus)
-        print(f"\n(b) synthetic: {len(corpus)} documents, {n_rel} relations "
-              f"(per document min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}), "
-              f"{sum(len(a.spans) for a in corpus)} mentions")
+        print(
+            f"\n(b) synthetic: {len(corpus)} documents, {n_rel} relations "
+            f"(per document min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}), "
+            f"{sum(len(a.spans) for a in corpus)} mentions"
+        )
         batched = timed_ingest(driver, database, corpus, default_bs)
-        print(f"    batched, batch size {default_bs}: {batched['seconds']:.1f} s, {batched['rels_per_s']:.0f} rels/s "
-              f"-> {batched['nodes']} nodes, {batched['rels']} relationships")
+        print(
+            f"    batched, batch size {default_bs}: {batched['seconds']:.1f} s, {batched['rels_per_s']:.0f} rels/s "
+            f"-> {batched['nodes']} nodes, {batched['rels']} relationships"
+        )
 
         # batch-size sweep on a smaller corpus of the same distribution (the full one per size takes too long)
-        small = synthetic_analyses(seed=4321, target_relations=args.sweep_relations,
-                                   n_docs=max(2, round(args.docs * args.sweep_relations / args.relations)), prefix="sw")
+        small = synthetic_analyses(
+            seed=4321,
+            target_relations=args.sweep_relations,
+            n_docs=max(2, round(args.docs * args.sweep_relations / args.relations)),
+            prefix="sw",
+        )
         small_sizes = sorted(len(a.relations) for a in small)
-        print(f"\n    batch-size sweep on {len(small)} documents, {sum(small_sizes)} relations "
-              f"(per document min {small_sizes[0]}, max {small_sizes[-1]}):")
+        print(
+            f"\n    batch-size sweep on {len(small)} documents, {sum(small_sizes)} relations "
+            f"(per document min {small_sizes[0]}, max {small_sizes[-1]}):"
+        )
         print(f"    best of {args.repeats} rounds:")
         print(f"    {'batch size':>10} {'seconds':>9} {'rels/s':>9} {'relationships':>14} {'nodes':>8}")
         runs = {}
         sizes_to_try = sorted(set(sweep) | {default_bs})
-        for rep in range(args.repeats):  # rounds over all sizes, so drifting machine load hits each alike
+        for _rep in range(args.repeats):  # rounds over all sizes, so drifting machine load hits each alike
             for bs in sizes_to_try:
                 r = timed_ingest(driver, database, small, bs)
                 if bs not in runs or r["seconds"] < runs[bs]["seconds"]:
@@ -278,33 +325,54 @@ def main() -> None:
         same_batched = timed_ingest(driver, database, subset, default_bs)
         extrapolated_s = batched["rels"] / per_row["rels_per_s"]
         ratio = batched["rels_per_s"] / per_row["rels_per_s"]
-        print(f"\n    per-row (batch size 1) on {n_sub} relations in {len(subset)} documents: "
-              f"{per_row['seconds']:.2f} s, {per_row['rels_per_s']:.0f} rels/s ({per_row['rels']} relationships)")
-        print(f"    same subset batched ({default_bs}): {same_batched['seconds']:.2f} s, "
-              f"{same_batched['rels_per_s']:.0f} rels/s  -> like-for-like ratio "
-              f"{same_batched['rels_per_s'] / per_row['rels_per_s']:.1f}x")
-        print(f"    full corpus per-row: EXTRAPOLATED {extrapolated_s:.0f} s for {batched['rels']} relationships "
-              f"(measured batched: {batched['seconds']:.1f} s)")
+        print(
+            f"\n    per-row (batch size 1) on {n_sub} relations in {len(subset)} documents: "
+            f"{per_row['seconds']:.2f} s, {per_row['rels_per_s']:.0f} rels/s ({per_row['rels']} relationships)"
+        )
+        print(
+            f"    same subset batched ({default_bs}): {same_batched['seconds']:.2f} s, "
+            f"{same_batched['rels_per_s']:.0f} rels/s  -> like-for-like ratio "
+            f"{same_batched['rels_per_s'] / per_row['rels_per_s']:.1f}x"
+        )
+        print(
+            f"    full corpus per-row: EXTRAPOLATED {extrapolated_s:.0f} s for {batched['rels']} relationships "
+            f"(measured batched: {batched['seconds']:.1f} s)"
+        )
         print(f"    ratio batched/per-row: {ratio:.1f}x")
         best_bs = max(runs, key=lambda b: runs[b]["rels_per_s"])
-        print(f"    fastest batch size in the sweep: {best_bs} ({runs[best_bs]['rels_per_s']:.0f} rels/s); "
-              f"default {default_bs} ({runs[default_bs]['rels_per_s']:.0f} rels/s)")
+        print(
+            f"    fastest batch size in the sweep: {best_bs} ({runs[best_bs]['rels_per_s']:.0f} rels/s); "
+            f"default {default_bs} ({runs[default_bs]['rels_per_s']:.0f} rels/s)"
+        )
         store.clear_database(driver, database)
 
-    print(json.dumps({
-        "bench": "neo4j_upsert",
-        "ratio": round(ratio, 2),
-        "rels_per_s": round(batched["rels_per_s"], 1),
-        "default_batch_size": default_bs,
-        "per_row_rels_per_s": round(per_row["rels_per_s"], 1),
-        "per_row_extrapolated_s": round(extrapolated_s, 1),
-        "like_for_like_ratio": round(same_batched["rels_per_s"] / per_row["rels_per_s"], 2),
-        "synthetic": {"documents": len(corpus), "relations": n_rel, "relationships": batched["rels"],
-                      "seconds": round(batched["seconds"], 2)},
-        "sweep_rels_per_s": {str(b): round(r["rels_per_s"], 1) for b, r in sorted(runs.items())},
-        "ewt": {"documents": len(ewt), "relations": n_ewt_rel, "seconds": round(first["seconds"], 2),
-                "rels_per_s": round(first["rels_per_s"], 1), "rerun_unchanged_s": round(t_again, 2)},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "neo4j_upsert",
+                "ratio": round(ratio, 2),
+                "rels_per_s": round(batched["rels_per_s"], 1),
+                "default_batch_size": default_bs,
+                "per_row_rels_per_s": round(per_row["rels_per_s"], 1),
+                "per_row_extrapolated_s": round(extrapolated_s, 1),
+                "like_for_like_ratio": round(same_batched["rels_per_s"] / per_row["rels_per_s"], 2),
+                "synthetic": {
+                    "documents": len(corpus),
+                    "relations": n_rel,
+                    "relationships": batched["rels"],
+                    "seconds": round(batched["seconds"], 2),
+                },
+                "sweep_rels_per_s": {str(b): round(r["rels_per_s"], 1) for b, r in sorted(runs.items())},
+                "ewt": {
+                    "documents": len(ewt),
+                    "relations": n_ewt_rel,
+                    "seconds": round(first["seconds"], 2),
+                    "rels_per_s": round(first["rels_per_s"], 1),
+                    "rerun_unchanged_s": round(t_again, 2),
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ EWT_DEV = ROOT.parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.co
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smollm2", action="store_true", help="also evaluate SmolLM2-135M (slow: ~1 min to load, many heads)")
+    ap.add_argument(
+        "--smollm2", action="store_true", help="also evaluate SmolLM2-135M (slow: ~1 min to load, many heads)"
+    )
     ap.add_argument("--conllu", default=str(EWT_DEV))
     ap.add_argument("--plots", metavar="DIR")
     ap.add_argument("--max-sentences", type=int)
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     out = {}
     for name in models:
-        report = run_evaluation(args.conllu, model=name, max_sentences=args.max_sentences, plots_dir=args.plots, quiet=False)
+        report = run_evaluation(
+            args.conllu, model=name, max_sentences=args.max_sentences, plots_dir=args.plots, quiet=False
+        )
         print(report.to_markdown(), flush=True)
         print(flush=True)
         data = report.to_json()

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from pipeline.circuit import FactoredQK
+from pipeline.model.circuit import FactoredQK
 
 LAYERS, HEADS, D_MODEL, D_HEAD = 12, 12, 768, 64
 
@@ -27,8 +27,10 @@ def main() -> None:
     args = parser.parse_args()
     gen = torch.Generator().manual_seed(0)
     heads = [
-        (torch.randn(D_MODEL, D_HEAD, generator=gen, dtype=torch.float64) * 0.02,
-         torch.randn(D_MODEL, D_HEAD, generator=gen, dtype=torch.float64) * 0.02)
+        (
+            torch.randn(D_MODEL, D_HEAD, generator=gen, dtype=torch.float64) * 0.02,
+            torch.randn(D_MODEL, D_HEAD, generator=gen, dtype=torch.float64) * 0.02,
+        )
         for _ in range(LAYERS * HEADS)
     ]
 
@@ -50,18 +52,29 @@ def main() -> None:
     t_dense, s_dense = best_of(dense)
     sigma_err = max(float((a - b).abs().max()) for a, b in zip(s_dense, s_factored))
     recon_err = 0.0
-    for A, B in heads[:: LAYERS]:  # reconstruction checked on one head per layer (dense product is the slow part)
+    for A, B in heads[::LAYERS]:  # reconstruction checked on one head per layer (dense product is the slow part)
         f = FactoredQK(A, B)
         recon_err = max(recon_err, float((f.reconstruct() - A @ B.T).abs().max()))
     max_error = max(sigma_err, recon_err)
-    print(f"heads: {LAYERS * HEADS} ({LAYERS} layers x {HEADS} heads), d_model {D_MODEL}, d_head {D_HEAD}, float64, "
-          f"torch threads {torch.get_num_threads()}, best of {args.repeats}")
+    print(
+        f"heads: {LAYERS * HEADS} ({LAYERS} layers x {HEADS} heads), d_model {D_MODEL}, d_head {D_HEAD}, float64, "
+        f"torch threads {torch.get_num_threads()}, best of {args.repeats}"
+    )
     print(f"dense SVD of W_Q W_K^T : {t_dense * 1e3:9.1f} ms  ({t_dense / len(heads) * 1e3:.2f} ms/head)")
     print(f"factored SVD           : {t_factored * 1e3:9.1f} ms  ({t_factored / len(heads) * 1e3:.2f} ms/head)")
     print(f"ratio dense/factored   : {t_dense / t_factored:9.1f}x")
     print(f"max |sigma_dense - sigma_factored| = {sigma_err:.2e}; max reconstruction error = {recon_err:.2e}")
-    print(json.dumps({"ratio": round(t_dense / t_factored, 2), "max_error": max_error,
-                      "dense_s": round(t_dense, 4), "factored_s": round(t_factored, 4), "heads": len(heads)}))
+    print(
+        json.dumps(
+            {
+                "ratio": round(t_dense / t_factored, 2),
+                "max_error": max_error,
+                "dense_s": round(t_dense, 4),
+                "factored_s": round(t_factored, 4),
+                "heads": len(heads),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@ from pipeline import store
 from pipeline.errors import Neo4jConnectionError, QkgraphError
 from pipeline.graph import KnowledgeGraph
 from pipeline.ingest import IngestSettings, Models, analyze_documents, load_models, parse_layers, write_outputs
-from pipeline.settings import Neo4jSettings
-from pipeline.sources import load_documents
+from pipeline.store.settings import Neo4jSettings
+from pipeline.text.sources import load_documents
 from pipeline.types import Document, DocumentAnalysis, SkippedInput
 
 #: Bump when DocumentAnalysis or the extraction code changes what a cached analysis means.
@@ -357,7 +357,11 @@ def discover(sources: list[str]) -> Discovery:
     first: dict[str, Document] = {}
     for doc in documents:
         if doc.id in first:
-            skipped.append(SkippedInput(doc.source, "malformed", f"duplicate document id {doc.id!r} (first from {first[doc.id].source})"))
+            skipped.append(
+                SkippedInput(
+                    doc.source, "malformed", f"duplicate document id {doc.id!r} (first from {first[doc.id].source})"
+                )
+            )
             continue
         first[doc.id] = doc
         unique.append(doc)
@@ -438,7 +442,9 @@ def write_graph(
 ) -> dict[str, Any]:
     """Merge the analyses (in order) into the graph at ``out`` (its node-link JSON) and write it."""
     out_path = Path(out) if out else None
-    json_path = None if out_path is None else (out_path if out_path.suffix == ".json" else out_path.with_suffix(".json"))
+    json_path = (
+        None if out_path is None else (out_path if out_path.suffix == ".json" else out_path.with_suffix(".json"))
+    )
     if json_path is not None and json_path.exists() and not fresh:
         kg = KnowledgeGraph.from_node_link(json_path)
     else:
@@ -543,7 +549,10 @@ def ingest_flow(
         labels = cache_store.get_labels(settings) if cache_store is not None else None
         logger.info(
             "%d documents, %d cache hits%s; extractor %s",
-            len(documents), cached, f" (cache {cache_store.folder})" if cache_store else "", settings.as_dict(),
+            len(documents),
+            cached,
+            f" (cache {cache_store.folder})" if cache_store else "",
+            settings.as_dict(),
         )
 
         batches = [list(range(s, min(s + batch_size, len(documents)))) for s in range(0, len(documents), batch_size)]
@@ -626,7 +635,13 @@ def ingest_flow(
         report["seconds"] = round(time.perf_counter() - t0, 3)
         logger.info(
             "done: %d documents (%d extracted, %d cached), %d failed, %d skipped; neo4j %s; graph %s",
-            len(documents), extracted, cached, len(failed), len(found.skipped), neo4j_counts, report["graph"],
+            len(documents),
+            extracted,
+            cached,
+            len(failed),
+            len(found.skipped),
+            neo4j_counts,
+            report["graph"],
         )
         return report
     finally:
@@ -647,7 +662,11 @@ if __name__ == "__main__":
     from flows.scale_out import run_ingest
 
     report = run_ingest(
-        sources=args.sources, out=args.out, html=args.html, batch_size=args.batch_size,
-        dask_address=args.dask_address, dask_workers=args.dask_workers,
+        sources=args.sources,
+        out=args.out,
+        html=args.html,
+        batch_size=args.batch_size,
+        dask_address=args.dask_address,
+        dask_workers=args.dask_workers,
     )
     print(json.dumps(report, indent=2))

@@ -20,7 +20,7 @@ For a work pool and workers instead of one serving process, see prefect.yaml and
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -36,18 +36,18 @@ def _absolute(source: str) -> str:
 def ingest_parameters(
     source: list[str],
     *,
-    out: Optional[str] = None,
-    html: Optional[str] = None,
+    out: str | None = None,
+    html: str | None = None,
     model: str = "all-minilm-l6-v2",
     layers: str = "all",
     top_k: int = 3,
     threshold: float = 0.7,
     batch_size: int = 32,
-    neo4j_uri: Optional[str] = None,
-    neo4j_user: Optional[str] = None,
-    neo4j_database: Optional[str] = None,
-    neo4j_password_secret: Optional[str] = None,
-    cache_dir: Optional[str] = None,
+    neo4j_uri: str | None = None,
+    neo4j_user: str | None = None,
+    neo4j_database: str | None = None,
+    neo4j_password_secret: str | None = None,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """The flow parameters a deployment stores (visible in the UI): no password among them."""
     if not source:
@@ -78,8 +78,8 @@ def build_deployment(
     cron: str = DEFAULT_CRON,
     *,
     name: str = DEFAULT_NAME,
-    timezone: Optional[str] = None,
-    dask_address: Optional[str] = None,
+    timezone: str | None = None,
+    dask_address: str | None = None,
     dask_workers: int = 0,
     **parameters: Any,
 ) -> Any:
@@ -107,56 +107,76 @@ def build_deployment(
 def serve_ingest(
     source: list[str],
     cron: str = DEFAULT_CRON,
-    out: Optional[str] = None,
-    html: Optional[str] = None,
+    out: str | None = None,
+    html: str | None = None,
     *,
-    neo4j_uri: Optional[str] = None,
-    neo4j_user: Optional[str] = None,
-    neo4j_database: Optional[str] = None,
-    neo4j_password_secret: Optional[str] = None,
-    dask_address: Optional[str] = None,
+    neo4j_uri: str | None = None,
+    neo4j_user: str | None = None,
+    neo4j_database: str | None = None,
+    neo4j_password_secret: str | None = None,
+    dask_address: str | None = None,
     dask_workers: int = 0,
     model: str = "all-minilm-l6-v2",
     layers: str = "all",
     top_k: int = 3,
     threshold: float = 0.7,
     batch_size: int = 32,
-    cache_dir: Optional[str] = None,
+    cache_dir: str | None = None,
     name: str = DEFAULT_NAME,
-    timezone: Optional[str] = None,
+    timezone: str | None = None,
 ) -> None:
     """Serve the nightly ingest deployment until interrupted (blocks; Ctrl-C stops it)."""
     from prefect import serve
 
     deployment = build_deployment(
-        source, cron, name=name, timezone=timezone, dask_address=dask_address, dask_workers=dask_workers,
-        out=out, html=html, model=model, layers=layers, top_k=top_k, threshold=threshold,
-        batch_size=batch_size, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user, neo4j_database=neo4j_database,
-        neo4j_password_secret=neo4j_password_secret, cache_dir=cache_dir,
+        source,
+        cron,
+        name=name,
+        timezone=timezone,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        out=out,
+        html=html,
+        model=model,
+        layers=layers,
+        top_k=top_k,
+        threshold=threshold,
+        batch_size=batch_size,
+        neo4j_uri=neo4j_uri,
+        neo4j_user=neo4j_user,
+        neo4j_database=neo4j_database,
+        neo4j_password_secret=neo4j_password_secret,
+        cache_dir=cache_dir,
     )
     serve(deployment, limit=1)
 
 
 def serve_command(
-    source: list[str] = typer.Option(..., "--source", "-s", help="File, folder or glob to ingest on every run (repeatable)."),
+    source: list[str] = typer.Option(
+        ..., "--source", "-s", help="File, folder or glob to ingest on every run (repeatable)."
+    ),
     cron: str = typer.Option(DEFAULT_CRON, help="Cron schedule, e.g. '0 2 * * *' (02:00 every night)."),
-    timezone: Optional[str] = typer.Option(None, help="IANA time zone of the schedule (default UTC)."),
-    out: Optional[str] = typer.Option(None, help="GraphML output, merged run after run (default out/graph.graphml without Neo4j)."),
-    html: Optional[str] = typer.Option(None, help="Also write the interactive HTML view here."),
+    timezone: str | None = typer.Option(None, help="IANA time zone of the schedule (default UTC)."),
+    out: str | None = typer.Option(
+        None, help="GraphML output, merged run after run (default out/graph.graphml without Neo4j)."
+    ),
+    html: str | None = typer.Option(None, help="Also write the interactive HTML view here."),
     model: str = typer.Option("all-minilm-l6-v2", help="Model name, folder or .gguf file."),
     layers: str = typer.Option("all", help="Layers: all, 0,2,4 or 1-3."),
     top_k: int = typer.Option(3, "--top-k", help="Relation types per layer."),
     threshold: float = typer.Option(0.7, help="Pooled attention share threshold (0..1)."),
     batch_size: int = typer.Option(32, help="Documents per extraction task."),
-    neo4j_uri: Optional[str] = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j (else files only)."),
-    neo4j_user: Optional[str] = typer.Option(None, envvar="NEO4J_USER"),
-    neo4j_database: Optional[str] = typer.Option(None, envvar="NEO4J_DATABASE"),
-    neo4j_password_secret: Optional[str] = typer.Option(
+    neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j (else files only)."),
+    neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
+    neo4j_database: str | None = typer.Option(None, envvar="NEO4J_DATABASE"),
+    neo4j_password_secret: str | None = typer.Option(
         None, help="Prefect Secret block holding the Neo4j password (default: NEO4J_PASSWORD in the environment)."
     ),
-    dask_address: Optional[str] = typer.Option(None, envvar="QKGRAPH_DASK_ADDRESS", help="Extract on this Dask scheduler."),
+    dask_address: str | None = typer.Option(
+        None, envvar="QKGRAPH_DASK_ADDRESS", help="Extract on this Dask scheduler."
+    ),
     dask_workers: int = typer.Option(0, help="Extract on a LocalCluster of N worker processes (0: in-process)."),
-    cache_dir: Optional[str] = typer.Option(None, envvar="QKGRAPH_CACHE_DIR", help="Analysis cache folder."),
+    cache_dir: str | None = typer.Option(None, envvar="QKGRAPH_CACHE_DIR", help="Analysis cache folder."),
     name: str = typer.Option(DEFAULT_NAME, help="Deployment name."),
 ) -> None:
     """Run the ingest flow on a cron schedule (Prefect serve); new and changed files are picked up each run."""
@@ -167,7 +187,9 @@ def serve_command(
     try:
         parse_layers(layers)
     except ValueError:
-        raise typer.BadParameter(f"--layers must be 'all', a list like 0,2,4 or a range like 1-3; got {layers!r}") from None
+        raise typer.BadParameter(
+            f"--layers must be 'all', a list like 0,2,4 or a range like 1-3; got {layers!r}"
+        ) from None
     missing = [s for s in source if not any(ch in s for ch in "*?[") and not os.path.exists(s)]
     if missing:
         raise typer.BadParameter(f"source does not exist: {', '.join(missing)}")
@@ -179,10 +201,24 @@ def serve_command(
         raise typer.BadParameter(f"--cron {cron!r} is not a cron expression: {exc}") from None
     typer.echo(f"serving {name!r} on {cron!r}: sources {', '.join(source)}; Ctrl-C stops it")
     serve_ingest(
-        source, cron, out, html, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user, neo4j_database=neo4j_database,
-        neo4j_password_secret=neo4j_password_secret, dask_address=dask_address, dask_workers=dask_workers,
-        model=model, layers=layers, top_k=top_k, threshold=threshold, batch_size=batch_size,
-        cache_dir=cache_dir, name=name, timezone=timezone,
+        source,
+        cron,
+        out,
+        html,
+        neo4j_uri=neo4j_uri,
+        neo4j_user=neo4j_user,
+        neo4j_database=neo4j_database,
+        neo4j_password_secret=neo4j_password_secret,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        model=model,
+        layers=layers,
+        top_k=top_k,
+        threshold=threshold,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        name=name,
+        timezone=timezone,
     )
 
 

@@ -24,15 +24,15 @@ __all__ = [
 def __getattr__(name: str):
     # Lazy imports: `import pipeline` stays fast (no torch/transformers) for the CLI and the flows.
     if name in ("HookedAutoConfig", "HookedAutoModel", "BaseInterpretabilityBench"):
-        from . import seed
+        from pipeline import seed
 
         return getattr(seed, name)
     if name in ("KnowledgeGraphExtractor", "RelationalSubspace", "TokenRelation"):
-        from . import extractor
+        from pipeline.model import extractor
 
         return getattr(extractor, name)
     if name == "load_model":
-        from .adapters import load_model
+        from pipeline.model.adapters import load_model
 
         return load_model
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

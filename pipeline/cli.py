@@ -7,11 +7,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from .errors import QkgraphError
+from pipeline.errors import QkgraphError
 
 app = typer.Typer(
     name="qkgraph",
@@ -30,15 +29,15 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command("neo4j-dev")
 def neo4j_dev(
     port: int = typer.Option(7687, help="Bolt port on 127.0.0.1."),
-    home: Optional[Path] = typer.Option(None, help="Store directory (new or empty); a temporary one if omitted."),
+    home: Path | None = typer.Option(None, help="Store directory (new or empty); a temporary one if omitted."),
     heap_mb: int = typer.Option(512, help="JVM heap in MiB."),
     pagecache_mb: int = typer.Option(128, help="Neo4j page cache in MiB."),
-    password: Optional[str] = typer.Option(
+    password: str | None = typer.Option(
         None, envvar="NEO4J_DEV_PASSWORD", help="Enable auth with user neo4j and this password (8+ chars)."
     ),
 ) -> None:
     """Run a throwaway embedded Neo4j 5.26 Community (no Docker needed) until Ctrl-C."""
-    from .neo4j_dev import Neo4jDevServer
+    from pipeline.store.dev_server import Neo4jDevServer
 
     server = Neo4jDevServer(port=port, home=home, heap_mb=heap_mb, pagecache_mb=pagecache_mb, password=password)
     try:
@@ -63,14 +62,14 @@ def neo4j_dev(
 
 @app.command("check-neo4j")
 def check_neo4j(
-    neo4j_uri: Optional[str] = typer.Option(None, envvar="NEO4J_URI"),
-    neo4j_user: Optional[str] = typer.Option(None, envvar="NEO4J_USER"),
-    neo4j_password: Optional[str] = typer.Option(None, envvar="NEO4J_PASSWORD"),
-    neo4j_database: Optional[str] = typer.Option(None, envvar="NEO4J_DATABASE"),
+    neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI"),
+    neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
+    neo4j_password: str | None = typer.Option(None, envvar="NEO4J_PASSWORD"),
+    neo4j_database: str | None = typer.Option(None, envvar="NEO4J_DATABASE"),
 ) -> None:
     """Check that Neo4j is reachable with these settings, and print its version."""
-    from .settings import Neo4jSettings
-    from .store import connect, server_info
+    from pipeline.store import connect, server_info
+    from pipeline.store.settings import Neo4jSettings
 
     settings = Neo4jSettings.from_env(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
     if settings is None:
@@ -81,24 +80,30 @@ def check_neo4j(
         _fail(str(exc))
     with driver:
         info = server_info(driver, settings.database)
-    typer.echo(f"ok: {info['name']} {info['version']} {info['edition']} at {settings.uri}, database {settings.database!r}")
+    typer.echo(
+        f"ok: {info['name']} {info['version']} {info['edition']} at {settings.uri}, database {settings.database!r}"
+    )
 
 
 @app.command("ingest")
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders: .txt, .md, .jsonl (id, text), .conllu."),
-    model: str = typer.Option("all-minilm-l6-v2", help="Model: all-minilm-l6-v2 (default), smollm2, a folder or a .gguf file."),
+    model: str = typer.Option(
+        "all-minilm-l6-v2", help="Model: all-minilm-l6-v2 (default), smollm2, a folder or a .gguf file."
+    ),
     layers: str = typer.Option("all", help="Layers to use: all, 0,2,4 or 1-3."),
     top_k: int = typer.Option(3, "--top-k", help="Relational subspaces (relation types) per layer."),
     threshold: float = typer.Option(0.7, help="Keep span pairs whose pooled attention share is at least this (0..1)."),
-    out: Optional[Path] = typer.Option(Path("out/graph.graphml"), help="GraphML output (node-link JSON is written beside it)."),
-    html: Optional[Path] = typer.Option(None, help="Also write an interactive HTML view here."),
+    out: Path | None = typer.Option(
+        Path("out/graph.graphml"), help="GraphML output (node-link JSON is written beside it)."
+    ),
+    html: Path | None = typer.Option(None, help="Also write an interactive HTML view here."),
     fresh: bool = typer.Option(False, help="Start an empty graph instead of updating the one at --out."),
     strict: bool = typer.Option(False, help="Exit with code 3 if any input was skipped."),
-    neo4j_uri: Optional[str] = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j instead of only files."),
-    neo4j_user: Optional[str] = typer.Option(None, envvar="NEO4J_USER"),
-    neo4j_password: Optional[str] = typer.Option(None, envvar="NEO4J_PASSWORD"),
-    neo4j_database: Optional[str] = typer.Option(None, envvar="NEO4J_DATABASE"),
+    neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j instead of only files."),
+    neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
+    neo4j_password: str | None = typer.Option(None, envvar="NEO4J_PASSWORD"),
+    neo4j_database: str | None = typer.Option(None, envvar="NEO4J_DATABASE"),
 ) -> None:
     """Build a typed-relation knowledge graph from documents.
 
@@ -109,13 +114,20 @@ def ingest(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .graph import KnowledgeGraph
-    from .ingest import IngestReport, IngestSettings, analyze_documents, load_models, parse_layers, write_outputs
-    from .relations import RelationStats
-    from .settings import Neo4jSettings
-    from .sources import iter_documents
-    from .store import connect, upsert_document
-    from .types import SkippedInput
+    from pipeline.graph import KnowledgeGraph
+    from pipeline.ingest import (
+        IngestReport,
+        IngestSettings,
+        analyze_documents,
+        load_models,
+        parse_layers,
+        write_outputs,
+    )
+    from pipeline.relations import RelationStats
+    from pipeline.store import connect, upsert_document
+    from pipeline.store.settings import Neo4jSettings
+    from pipeline.text.sources import iter_documents
+    from pipeline.types import SkippedInput
 
     if not 0.0 <= threshold <= 1.0:
         _fail(f"--threshold must be in [0, 1], got {threshold}")
@@ -160,8 +172,12 @@ def ingest(
             yield item
 
     with Progress(
-        TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.completed} docs"),
-        TextColumn("{task.fields[tps]:.0f} tokens/s"), TimeElapsedColumn(), transient=False,
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        TextColumn("{task.completed} docs"),
+        TextColumn("{task.fields[tps]:.0f} tokens/s"),
+        TimeElapsedColumn(),
+        transient=False,
     ) as progress:
         task = progress.add_task("ingest", total=None, tps=0.0)
         for analysis in analyze_documents(documents(), models, stats):
@@ -201,13 +217,13 @@ def eval_command(
     conllu: Path = typer.Argument(..., help="Gold CoNLL-U file to score on (e.g. UD EWT dev)."),
     model: str = typer.Option("all-minilm-l6-v2", help="Model name or path."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
-    plots: Optional[Path] = typer.Option(None, help="Write PNG plots into this folder."),
-    select_on: Optional[Path] = typer.Option(None, help="Choose units on this CoNLL-U file, score the whole of CONLLU."),
-    max_sentences: Optional[int] = typer.Option(None, help="Use only the first N sentences."),
+    plots: Path | None = typer.Option(None, help="Write PNG plots into this folder."),
+    select_on: Path | None = typer.Option(None, help="Choose units on this CoNLL-U file, score the whole of CONLLU."),
+    max_sentences: int | None = typer.Option(None, help="Use only the first N sentences."),
     write_labels: bool = typer.Option(False, help="Write the relation-label artifact for the model."),
 ) -> None:
     """Score relational subspaces against gold dependency arcs (Clark et al. 2019's protocol)."""
-    from .evaluation import main as evaluation_main
+    from pipeline.evaluation import main as evaluation_main
 
     argv = [str(conllu), "--model", model]
     if json_out:

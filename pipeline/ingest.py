@@ -16,11 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .extractor import KnowledgeGraphExtractor, RelationalSubspace
-from .nlp import DEFAULT_SPACY, load_spacy
-from .relations import RelationExtractor, RelationStats
-from .spans import DEFAULT_WORD_POS, SpanOptions, parse_documents
-from .types import Document, DocumentAnalysis, SkippedInput
+from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
+from pipeline.relations import RelationExtractor, RelationStats
+from pipeline.text.nlp import DEFAULT_SPACY, load_spacy
+from pipeline.text.spans import DEFAULT_WORD_POS, SpanOptions, parse_documents
+from pipeline.types import Document, DocumentAnalysis, SkippedInput
 
 log = logging.getLogger("qkgraph.ingest")
 
@@ -79,7 +79,7 @@ def parse_layers(text: str | None, n_layers: int | None = None) -> tuple[int, ..
 
 def load_models(settings: IngestSettings) -> Models:
     """Load spaCy and the transformer, and choose the relational subspaces (top_k per layer)."""
-    from .adapters import load_model
+    from pipeline.model.adapters import load_model
 
     lm = load_model(settings.model)
     ex = KnowledgeGraphExtractor(lm.model, lm.tokenizer)
@@ -96,7 +96,7 @@ def load_models(settings: IngestSettings) -> Models:
 def relation_labels_for(model_name: str, subspaces: Sequence[RelationalSubspace]) -> dict[str, str]:
     """Human labels of the chosen relation types, where the evaluation has labelled them."""
     try:
-        from .evaluation import load_relation_labels
+        from pipeline.evaluation import load_relation_labels
     except ImportError:
         return {}
     try:
@@ -108,7 +108,9 @@ def relation_labels_for(model_name: str, subspaces: Sequence[RelationalSubspace]
     return {k: v for k, v in labels.items() if k in ids}
 
 
-def analyze_documents(documents: Iterable[Document], models: Models, stats: RelationStats | None = None) -> Iterator[DocumentAnalysis]:
+def analyze_documents(
+    documents: Iterable[Document], models: Models, stats: RelationStats | None = None
+) -> Iterator[DocumentAnalysis]:
     """Stream documents through spaCy and the extractor; one DocumentAnalysis per document, in order."""
     s = models.settings
     rex = RelationExtractor(
@@ -148,7 +150,7 @@ class IngestReport:
 
 def write_outputs(kg, out: Path | None, html: Path | None, title: str = "qkgraph") -> dict[str, str]:
     """GraphML (+ node-link JSON beside it) and the HTML view; returns what was written."""
-    from .html_view import write_html
+    from pipeline.graph.html import write_html
 
     written: dict[str, str] = {}
     if out is not None:

@@ -7,14 +7,15 @@ Only the ``kg_extractor`` tool is carried over; the original bench's other tools
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import ModelTooLargeError, QkgraphError
-from .extractor import KnowledgeGraphExtractor
+from pipeline.errors import ModelTooLargeError, QkgraphError
+from pipeline.model.extractor import KnowledgeGraphExtractor
 
 SEED_NAMES: dict[str, str] = {
     "gpt2": "GPT2Config",
@@ -28,8 +29,20 @@ SEED_NAMES: dict[str, str] = {
     "stable-lm": "StableLmConfig",
 }
 _OTHER_SEED_TOOLS = (
-    "causal", "knowledge", "logit", "attention", "write_read", "composer", "logit_lens", "decomposer",
-    "sparsity", "superposition", "residual", "k_prober", "surgery", "feature_viz",
+    "causal",
+    "knowledge",
+    "logit",
+    "attention",
+    "write_read",
+    "composer",
+    "logit_lens",
+    "decomposer",
+    "sparsity",
+    "superposition",
+    "residual",
+    "k_prober",
+    "surgery",
+    "feature_viz",
 )
 MEMORY_FRACTION = 0.6
 """Refuse to build a random model whose float32 weights exceed this share of available memory."""

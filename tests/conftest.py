@@ -34,9 +34,7 @@ _TIMINGS: dict[str, float] = {}
 def pytest_terminal_summary(terminalreporter) -> None:
     """Report how long the session's servers took to start and stop (figures for the notes)."""
     if _TIMINGS:
-        terminalreporter.write_line(
-            "qkgraph test servers: " + ", ".join(f"{k} {v:.1f}s" for k, v in _TIMINGS.items())
-        )
+        terminalreporter.write_line("qkgraph test servers: " + ", ".join(f"{k} {v:.1f}s" for k, v in _TIMINGS.items()))
 
 
 @pytest.fixture(scope="session")
@@ -48,16 +46,17 @@ def ewt_dev_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def neo4j_server() -> Iterator["object"]:
+def neo4j_server() -> Iterator[object]:
     """One embedded Neo4j 5.26 Community for the whole session, Bolt on a free loopback port.
 
     Auth is on (user neo4j, TEST_PASSWORD) so the wrong-password path is tested on the same server.
     Set QKGRAPH_TEST_NEO4J_URI (and _USER/_PASSWORD) to use a server you started yourself instead.
     """
-    from pipeline.neo4j_dev import Neo4jDevServer
+    from pipeline.store.dev_server import Neo4jDevServer
 
     external = os.environ.get("QKGRAPH_TEST_NEO4J_URI")
     if external:
+
         class _External:
             uri = external
             startup_seconds = 0.0
@@ -76,8 +75,8 @@ def neo4j_server() -> Iterator["object"]:
 
 
 @pytest.fixture(scope="session")
-def neo4j_settings(neo4j_server) -> "object":
-    from pipeline.settings import Neo4jSettings
+def neo4j_settings(neo4j_server) -> object:
+    from pipeline.store.settings import Neo4jSettings
 
     return Neo4jSettings(
         uri=neo4j_server.uri,
@@ -88,7 +87,7 @@ def neo4j_settings(neo4j_server) -> "object":
 
 
 @pytest.fixture(scope="session")
-def neo4j_driver(neo4j_settings) -> Iterator["object"]:
+def neo4j_driver(neo4j_settings) -> Iterator[object]:
     """A driver whose connectivity was verified through our own connect()."""
     from pipeline.store import connect
 
@@ -100,7 +99,7 @@ def neo4j_driver(neo4j_settings) -> Iterator["object"]:
 
 
 @pytest.fixture()
-def neo4j_db(neo4j_driver, neo4j_settings) -> Iterator["object"]:
+def neo4j_db(neo4j_driver, neo4j_settings) -> Iterator[object]:
     """The session driver with an empty database; tests must name ``neo4j_settings.database``."""
     from pipeline.store import clear_database
 
@@ -121,6 +120,6 @@ def prefect_harness() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
-    from pipeline.default_model import default_model_path
+    from pipeline.model.defaults import default_model_path
 
     return default_model_path()

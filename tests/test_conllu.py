@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.conllu import (
+from pipeline.errors import DocumentError
+from pipeline.text.conllu import (
     ConlluDocument,
     ConlluFormatError,
     ConlluSentence,
@@ -15,7 +16,6 @@ from pipeline.conllu import (
     read_conllu,
     read_conllu_documents,
 )
-from pipeline.errors import DocumentError
 
 # Two documents. Sentence 1 has the multiword token "don't" (3-4 -> do + n't); sentence 2 has an
 # empty node 5.1 (the elided "eats" of a gapping clause); sentence 3 has relation subtypes.
@@ -84,7 +84,12 @@ def test_columns_ids_heads_and_subtyped_deprels(sample_sentences):
     assert first.tokens[4].misc == "SpaceAfter=No"
     third = sample_sentences[2]
     assert [t.deprel for t in third.tokens] == [
-        "nmod:poss", "nsubj:pass", "aux:pass", "root", "compound:prt", "punct",
+        "nmod:poss",
+        "nsubj:pass",
+        "aux:pass",
+        "root",
+        "compound:prt",
+        "punct",
     ]
 
 
@@ -93,7 +98,12 @@ def test_multiword_token_members_share_the_surface_span(sample_sentences):
     assert first.text == "So I don't know."
     spans = {t.form: (t.start_char, t.end_char) for t in first.tokens}
     assert spans == {
-        "So": (0, 2), "I": (3, 4), "do": (5, 10), "n't": (5, 10), "know": (11, 15), ".": (15, 16),
+        "So": (0, 2),
+        "I": (3, 4),
+        "do": (5, 10),
+        "n't": (5, 10),
+        "know": (11, 15),
+        ".": (15, 16),
     }
     assert first.text[5:10] == "don't"
     assert first.n_unaligned == 0
@@ -104,7 +114,7 @@ def test_empty_nodes_are_skipped_and_later_tokens_still_align(sample_sentences):
     assert [t.id for t in second.tokens] == [1, 2, 3, 4, 5, 6, 7]
     assert [t.form for t in second.tokens].count("eats") == 1
     for token in second.tokens:
-        assert second.text[token.start_char:token.end_char] == token.form
+        assert second.text[token.start_char : token.end_char] == token.form
     assert (second.tokens[5].start_char, second.tokens[5].end_char) == (22, 26)  # "meat"
 
 
@@ -127,8 +137,10 @@ def test_repeated_forms_align_left_to_right(tmp_path):
     content = _sentence(
         text="the cat and the dog",
         rows=[
-            "1 the the DET DT _ 2 det _ _", "2 cat cat NOUN NN _ 0 root _ _",
-            "3 and and CCONJ CC _ 5 cc _ _", "4 the the DET DT _ 5 det _ _",
+            "1 the the DET DT _ 2 det _ _",
+            "2 cat cat NOUN NN _ 0 root _ _",
+            "3 and and CCONJ CC _ 5 cc _ _",
+            "4 the the DET DT _ 5 det _ _",
             "5 dog dog NOUN NN _ 2 conj _ _",
         ],
     )
@@ -141,7 +153,8 @@ def test_form_missing_from_text_gets_zero_length_span_and_is_counted(tmp_path):
     content = _sentence(
         text="Hello world.",
         rows=[
-            "1 Hello hello INTJ UH _ 0 root _ _", "2 wrold world NOUN NN _ 1 vocative _ SpaceAfter=No",
+            "1 Hello hello INTJ UH _ 0 root _ _",
+            "2 wrold world NOUN NN _ 1 vocative _ SpaceAfter=No",
             "3 . . PUNCT . _ 1 punct _ _",
         ],
     )
@@ -155,9 +168,12 @@ def test_missing_text_and_sent_id_are_rebuilt(tmp_path):
     content = _sentence(
         text=None,
         rows=[
-            "1 Hi hi INTJ UH _ 0 root _ SpaceAfter=No", "2 , , PUNCT , _ 1 punct _ _",
-            "3-4 you're _ _ _ _ _ _ _ SpaceAfter=No", "3 you you PRON PRP _ 1 vocative _ _",
-            "4 're be AUX VBP _ 3 cop _ _", "5 ! ! PUNCT . _ 1 punct _ _",
+            "1 Hi hi INTJ UH _ 0 root _ SpaceAfter=No",
+            "2 , , PUNCT , _ 1 punct _ _",
+            "3-4 you're _ _ _ _ _ _ _ SpaceAfter=No",
+            "3 you you PRON PRP _ 1 vocative _ _",
+            "4 're be AUX VBP _ 3 cop _ _",
+            "5 ! ! PUNCT . _ 1 punct _ _",
         ],
     )
     (sentence,) = read_conllu(_write(tmp_path, content, name="plain.conllu"))
@@ -259,10 +275,10 @@ def test_ewt_dev_offsets_lie_inside_the_text_and_cover_it(ewt_dev_path):
 def test_ewt_dev_multiword_tokens_map_to_their_surface_form(ewt_dev_path):
     sentences = list(read_conllu(ewt_dev_path))
     surface = [
-        sentence.text[t.start_char:t.end_char]
+        sentence.text[t.start_char : t.end_char]
         for sentence in sentences
         for t in sentence.tokens
-        if sentence.text[t.start_char:t.end_char] != t.form
+        if sentence.text[t.start_char : t.end_char] != t.form
     ]
     # Only multiword-token members differ from their own form: one entry per word under a range.
     raw = ewt_dev_path.read_text(encoding="utf-8")
@@ -273,9 +289,12 @@ def test_ewt_dev_multiword_tokens_map_to_their_surface_form(ewt_dev_path):
 
 
 def test_document_text_joins_sentences_with_one_space():
-    doc = ConlluDocument("d", [
-        ConlluSentence("s1", "A b.", [], None),
-        ConlluSentence("s2", "C.", [], None),
-    ])
+    doc = ConlluDocument(
+        "d",
+        [
+            ConlluSentence("s1", "A b.", [], None),
+            ConlluSentence("s2", "C.", [], None),
+        ],
+    )
     assert doc.text == "A b. C."
     assert doc.sentence_offsets() == [(0, 4), (5, 7)]

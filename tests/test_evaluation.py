@@ -3,6 +3,7 @@ calibration, exact unit logits, and the command line's JSON on a small EWT subse
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.calibration import (
+from pipeline.evaluation.calibration import (
     Gate,
     calibrate_score,
     fit_gate,
@@ -20,12 +21,13 @@ from pipeline.calibration import (
     isotonic_predict,
     load_relation_labels,
 )
-from pipeline.eval_units import (
+from pipeline.evaluation.units import (
     ALL,
     HELDOUT,
     REL_ALL,
     SELECT,
     HeadFactors,
+    WordBatch,
     accuracy_table,
     align_subwords,
     assembled_id,
@@ -39,7 +41,6 @@ from pipeline.eval_units import (
     prefix_logits,
     surface_words,
     word_pooling,
-    WordBatch,
 )
 
 # Four sentences in three documents. Surface words (0-based) are given after each word.
@@ -197,7 +198,17 @@ def test_word_pooling_sums_to_subwords_and_averages_from_subwords():
     # [CLS] a b1 b2 [SEP]: word A = subword 1, word B = subwords 2 and 3
     m_sum, m_avg, cand = word_pooling([[[1], [2, 3]]], T=5, causal=False)
     att = torch.arange(25, dtype=torch.float32).view(1, 5, 5) / 100
-    wb = WordBatch([0], torch.zeros(1, 5, dtype=torch.long), torch.ones(1, 5), m_sum, m_avg, cand, torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    wb = WordBatch(
+        [0],
+        torch.zeros(1, 5, dtype=torch.long),
+        torch.ones(1, 5),
+        m_sum,
+        m_avg,
+        cand,
+        torch.tensor([0, 0]),
+        torch.tensor([0, 1]),
+        torch.tensor([0, 1]),
+    )
     W = pool_to(att, wb)[0]
     a = att[0]
     assert W[0, 1] == pytest.approx(float(a[1, 2] + a[1, 3]))  # TO B: summed over its subwords
@@ -272,8 +283,8 @@ def test_unit_logits_equal_the_extractors_subspace_logits(family):
     sys.path.insert(0, str(Path(__file__).parent))
     from tiny_models import VOCAB, tiny
 
-    from pipeline.activations import capture
-    from pipeline.extractor import KnowledgeGraphExtractor
+    from pipeline.model.activations import capture
+    from pipeline.model.extractor import KnowledgeGraphExtractor
 
     ex = KnowledgeGraphExtractor(tiny(family).float())
     ids = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(0))
@@ -296,7 +307,22 @@ def test_json_last_line_on_an_ewt_subset(ewt_dev_path, tmp_path, capsys):
 
     labels = tmp_path / "labels.json"
     plots = tmp_path / "plots"
-    assert main([str(ewt_dev_path), "--max-sentences", "120", "--json", "--quiet", "--labels-out", str(labels), "--plots", str(plots)]) == 0
+    assert (
+        main(
+            [
+                str(ewt_dev_path),
+                "--max-sentences",
+                "120",
+                "--json",
+                "--quiet",
+                "--labels-out",
+                str(labels),
+                "--plots",
+                str(plots),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.strip().splitlines()
     data = json.loads(out[-1])
     for m in ("offset", "attention", "logit", "qk"):
@@ -304,7 +330,16 @@ def test_json_last_line_on_an_ewt_subset(ewt_dev_path, tmp_path, capsys):
         assert isinstance(data["macro"][m], float)
     assert set(data["accuracy"]) == set(REL_ALL)
     assert all(0.0 <= data["accuracy"]["det"][m] <= 1.0 for m in ("offset", "attention", "logit", "qk"))
-    assert set(data["calibration"]["labelled"]) >= {"nsubj", "obj", "amod", "det", "case", "compound", "aux", "nmod:poss"}
+    assert set(data["calibration"]["labelled"]) >= {
+        "nsubj",
+        "obj",
+        "amod",
+        "det",
+        "case",
+        "compound",
+        "aux",
+        "nmod:poss",
+    }
     assert len(data["calibration"]["labelled"]["det"]) == 2
     assert len(data["calibration"]["unlabelled"]) == 2
     assert out[0].startswith("### all-minilm-l6-v2")
@@ -319,4 +354,4 @@ def test_json_last_line_on_an_ewt_subset(ewt_dev_path, tmp_path, capsys):
         assert art["subspaces"][sid]["accuracy"] >= art["accuracy_floor"]
     sid = next(iter(art["subspaces"]))
     vals = [calibrate_score("all-minilm-l6-v2", sid, s, path=labels) for s in np.linspace(0, 1, 21)]
-    assert all(0.0 <= v <= 1.0 for v in vals) and all(b >= a - 1e-12 for a, b in zip(vals, vals[1:]))
+    assert all(0.0 <= v <= 1.0 for v in vals) and all(b >= a - 1e-12 for a, b in itertools.pairwise(vals))

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from pipeline.activations import capture
-from pipeline.circuit import FactoredQK, energy_rank
-from pipeline.errors import UnsupportedArchitectureError
-from pipeline.extractor import KnowledgeGraphExtractor, RelationalSubspace
-
 from tiny_models import VOCAB, tiny
+
+from pipeline.errors import UnsupportedArchitectureError
+from pipeline.model.activations import capture
+from pipeline.model.circuit import FactoredQK, energy_rank
+from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 
 FAMILIES = ["bert", "gpt2", "llama", "qwen2", "gpt_neox"]
 
 
 @pytest.fixture(scope="module")
 def default_model():
-    from pipeline.adapters import load_model
+    from pipeline.model.adapters import load_model
 
     return load_model()
 
@@ -184,7 +183,7 @@ def test_identify_relation_types_on_real_text(default_model, default_extractor):
     strict = default_extractor.identify_relation_types(enc["input_ids"], subs, threshold=0.8)
     assert {(r.query, r.key, r.relation) for r in strict} <= {(r.query, r.key, r.relation) for r in rels}
     # the score is a distribution over keys: each query's shares sum to 1 per subspace
-    scores, ok, _ = default_extractor.relation_scores(enc["input_ids"], subs[:2])
+    scores, _ok, _ = default_extractor.relation_scores(enc["input_ids"], subs[:2])
     torch.testing.assert_close(scores.sum(-1), torch.ones(scores.shape[:-1]))
 
 
@@ -192,7 +191,11 @@ def test_batch_padding_does_not_change_scores(default_model, default_extractor):
     tok = default_model.tokenizer
     subs = default_extractor.extract_relational_subspaces(2, top_k=2)
     short = tok(["The cat sat."], return_tensors="pt")
-    both = tok(["The cat sat.", "A much longer sentence follows here, with many more words."], return_tensors="pt", padding=True)
+    both = tok(
+        ["The cat sat.", "A much longer sentence follows here, with many more words."],
+        return_tensors="pt",
+        padding=True,
+    )
     s1, _, _ = default_extractor.relation_scores(short["input_ids"], subs)
     s2, _, _ = default_extractor.relation_scores(both["input_ids"], subs, attention_mask=both["attention_mask"])
     n = short["input_ids"].shape[1]
@@ -209,7 +212,10 @@ def test_batch_padding_does_not_change_scores(default_model, default_extractor):
         (lambda ex, s: ex.extract_relational_subspaces(-1), "layer_idx"),
         (lambda ex, s: ex.extract_relational_subspaces(0, top_k=13), "top_k must be an int in [1, 12]"),
         (lambda ex, s: ex.extract_relational_subspaces(0, top_k=0), "top_k"),
-        (lambda ex, s: ex.identify_relation_types([101, 2000, 102], s, threshold=1.5), "threshold must be a number in [0, 1]"),
+        (
+            lambda ex, s: ex.identify_relation_types([101, 2000, 102], s, threshold=1.5),
+            "threshold must be a number in [0, 1]",
+        ),
         (lambda ex, s: ex.identify_relation_types([101, 2000, 102], s, threshold=-0.1), "threshold"),
         (lambda ex, s: ex.identify_relation_types([101, 2000, 102], []), "subspaces"),
         (lambda ex, s: ex.project_token_embeddings([101, 102], s, mode="bogus"), "mode"),
@@ -225,15 +231,17 @@ def test_bad_input_raises_value_error_naming_the_argument(default_extractor, cal
 def test_unsupported_architecture_names_supported_ones():
     from transformers import AutoModel, GPTNeoConfig
 
-    model = AutoModel.from_config(GPTNeoConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2, attention_types=[[["global"], 1]]))
+    model = AutoModel.from_config(
+        GPTNeoConfig(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2, attention_types=[[["global"], 1]])
+    )
     with pytest.raises(UnsupportedArchitectureError) as err:
         KnowledgeGraphExtractor(model)
     assert "gpt_neo" in str(err.value) and "bert" in str(err.value) and "llama" in str(err.value)
 
 
 def test_unknown_model_name_is_a_clear_error():
-    from pipeline.adapters import load_model
     from pipeline.errors import ModelNotFoundError
+    from pipeline.model.adapters import load_model
 
     with pytest.raises(ModelNotFoundError) as err:
         load_model("no-such-org/no-such-model")

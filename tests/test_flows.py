@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 
 import networkx as nx
 import pytest
-
 from conftest import TEST_PASSWORD
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +78,7 @@ def reference() -> Any:
     from flows.ingest import get_models
     from pipeline.graph import KnowledgeGraph
     from pipeline.ingest import IngestSettings, analyze_documents
-    from pipeline.sources import load_documents
+    from pipeline.text.sources import load_documents
 
     docs, skipped = load_documents([EXAMPLES])
     assert len(docs) == 4 and not skipped
@@ -138,7 +137,7 @@ class FlakyProxy:
         while not self._stop.is_set():
             try:
                 conn, _ = self.listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -213,8 +212,12 @@ def test_flow_writes_examples_to_neo4j_and_files_like_the_library(
     Secret(value=TEST_PASSWORD).save(SECRET_NAME, overwrite=True)
     out = tmp_path / "graph.graphml"
     report, flow_run_id = run_flow(
-        sources=[str(EXAMPLES)], out=str(out), batch_size=3, cache_dir=str(tmp_path / "cache"),
-        neo4j_password_secret=SECRET_NAME, **neo4j_params(neo4j_settings),
+        sources=[str(EXAMPLES)],
+        out=str(out),
+        batch_size=3,
+        cache_dir=str(tmp_path / "cache"),
+        neo4j_password_secret=SECRET_NAME,
+        **neo4j_params(neo4j_settings),
     )
     assert report["documents"] == 4 and report["extracted"] == 4 and report["cached"] == 0
     assert report["failed"] == [] and report["skipped"] == []
@@ -280,7 +283,9 @@ def test_neo4j_unreachable_on_the_first_attempt_is_retried_and_the_retry_writes(
     from pipeline.store import read_graph
 
     report, flow_run_id = run_flow(
-        sources=[str(EXAMPLES)], cache_dir=copy_cache(warm_cache, tmp_path), neo4j_retry_delay_s=2.0,
+        sources=[str(EXAMPLES)],
+        cache_dir=copy_cache(warm_cache, tmp_path),
+        neo4j_retry_delay_s=2.0,
         **neo4j_params(neo4j_settings, uri=flaky_neo4j.uri),
     )
     assert flaky_neo4j.dropped >= 1
@@ -300,7 +305,9 @@ def test_neo4j_unreachable_on_the_first_attempt_is_retried_and_the_retry_writes(
     assert state.result()["unchanged"] == 4
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + 30
-        while (run := client.read_task_run(state.state_details.task_run_id)).run_count < 2 and time.monotonic() < deadline:
+        while (
+            run := client.read_task_run(state.state_details.task_run_id)
+        ).run_count < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
     assert run.run_count == 2
 
@@ -308,7 +315,7 @@ def test_neo4j_unreachable_on_the_first_attempt_is_retried_and_the_retry_writes(
 def _analyses_of(cache_dir: Path) -> list[Any]:
     from flows.ingest import AnalysisCache
     from pipeline.ingest import IngestSettings
-    from pipeline.sources import load_documents
+    from pipeline.text.sources import load_documents
 
     docs, _ = load_documents([EXAMPLES])
     cache = AnalysisCache(cache_dir)
@@ -319,8 +326,9 @@ def _analyses_of(cache_dir: Path) -> list[Any]:
 
 def test_a_permanent_neo4j_error_is_not_retried(prefect_harness, neo4j_settings, tmp_path, monkeypatch):
     """Wrong password: fails at once with the one-line message (no backoff spent on it)."""
-    from flows.ingest import is_transient
     from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+
+    from flows.ingest import is_transient
     from pipeline.errors import Neo4jConnectionError
 
     monkeypatch.setenv("NEO4J_PASSWORD", "not-the-password")
@@ -358,8 +366,13 @@ def test_a_crash_after_two_documents_then_a_rerun_gives_the_uninterrupted_graph(
         return real_upsert(driver, database, analysis, *args, **kwargs)
 
     out = tmp_path / "graph.json"
-    params = {"sources": [str(EXAMPLES)], "out": str(out), "batch_size": 1, "cache_dir": str(tmp_path / "cache"),
-              **neo4j_params(neo4j_settings)}
+    params = {
+        "sources": [str(EXAMPLES)],
+        "out": str(out),
+        "batch_size": 1,
+        "cache_dir": str(tmp_path / "cache"),
+        **neo4j_params(neo4j_settings),
+    }
     monkeypatch.setattr(store, "upsert_document", crash_after_two)
     state = fi.ingest_flow(return_state=True, **params)
     assert state.is_failed() and len(written) == 2
@@ -398,14 +411,17 @@ def test_globs_and_duplicate_ids_are_reported(prefect_harness, warm_cache, tmp_p
     shutil.copy(EXAMPLES / "curie.txt", b / "curie.txt")
     report, _ = run_flow(
         sources=[str(tmp_path / "*" / "curie.txt"), str(tmp_path / "nothing-*.txt")],
-        out=str(tmp_path / "graph.json"), cache_dir=copy_cache(warm_cache, tmp_path),
+        out=str(tmp_path / "graph.json"),
+        cache_dir=copy_cache(warm_cache, tmp_path),
     )
     assert report["documents"] == 1 and report["cached"] == 1 and report["extracted"] == 0
     reasons = sorted((Path(s).name, r) for s, r, _ in report["skipped"])
     assert reasons == [("curie.txt", "malformed"), ("nothing-*.txt", "empty")]
 
 
-def test_dask_two_workers_give_the_single_process_graph(prefect_harness, neo4j_db, neo4j_settings, tmp_path, password_env):
+def test_dask_two_workers_give_the_single_process_graph(
+    prefect_harness, neo4j_db, neo4j_settings, tmp_path, password_env
+):
     """Extraction on a 2-worker LocalCluster, upserts from the flow process: the same Neo4j graph."""
     import os
 

@@ -28,8 +28,13 @@ def test_serve_deployment_is_a_cron_schedule_without_the_password(prefect_harnes
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     deployment = build_deployment(
-        [str(incoming)], "0 2 * * *", name="test-nightly", timezone="Europe/Berlin",
-        out=str(tmp_path / "graph.graphml"), neo4j_uri="bolt://127.0.0.1:7687", neo4j_password_secret="nightly-pw",
+        [str(incoming)],
+        "0 2 * * *",
+        name="test-nightly",
+        timezone="Europe/Berlin",
+        out=str(tmp_path / "graph.graphml"),
+        neo4j_uri="bolt://127.0.0.1:7687",
+        neo4j_password_secret="nightly-pw",
     )
     assert deployment.parameters["sources"] == [str(incoming)]
     assert deployment.parameters["neo4j_password_secret"] == "nightly-pw"
@@ -87,7 +92,10 @@ def test_prefect_yaml_deploys_both_deployments_to_a_process_pool(prefect_harness
         "QKGRAPH_OUT": str(tmp_path / "out" / "graph.graphml"),
     }
     prefect = [sys.executable, "-m", "prefect"]
-    for args in (["work-pool", "create", "qkgraph", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--all"]):
+    for args in (
+        ["work-pool", "create", "qkgraph", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
         done = subprocess.run(prefect + args, cwd=project, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (project / "prefect.yaml").read_text() == (REPO / "prefect.yaml").read_text()  # not rewritten
@@ -103,9 +111,7 @@ def test_prefect_yaml_deploys_both_deployments_to_a_process_pool(prefect_harness
     assert nightly.parameters["sources"] == [str(tmp_path / "incoming")]
     assert nightly.parameters["out"] == str(tmp_path / "out" / "graph.graphml")
     # the default pull step: the folder `prefect deploy` ran in
-    assert nightly.pull_steps == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}
-    ]
+    assert nightly.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}]
 
 
 # ── docker/ (structure only: no Docker here) ─────────────────────────────────────────────────────
@@ -126,7 +132,9 @@ def test_compose_services_healthchecks_and_auth(compose):
         assert services[name]["healthcheck"]["test"], name
     for name in ("worker", "ingest"):
         env = services[name]["environment"]
-        assert env["NEO4J_URI"] == "bolt://neo4j:7687" and env["PREFECT_API_URL"].startswith("http://prefect-server:4200")
+        assert env["NEO4J_URI"] == "bolt://neo4j:7687" and env["PREFECT_API_URL"].startswith(
+            "http://prefect-server:4200"
+        )
         assert env["NEO4J_PASSWORD"].startswith("${NEO4J_PASSWORD")
         deps = services[name]["depends_on"]
         assert deps["neo4j"]["condition"] == deps["prefect-server"]["condition"] == "service_healthy"

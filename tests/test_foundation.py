@@ -10,8 +10,8 @@ import torch
 
 
 def test_package_imports_and_cli_help():
-    import pipeline
     import flows  # noqa: F401
+    import pipeline
 
     assert pipeline.__version__
     out = subprocess.run(
@@ -37,14 +37,14 @@ def test_default_model_loads_offline_and_returns_hidden_states_and_attentions(de
 
 
 def test_spacy_pipeline_parses_entities_noun_chunks_dependencies():
-    from pipeline.nlp import load_spacy
+    from pipeline.text.nlp import load_spacy
 
     doc = load_spacy()("Marie Curie founded the Radium Institute in Paris in 1909.")
     ents = {(e.text, e.label_) for e in doc.ents}
     assert ("Paris", "GPE") in ents
     assert any(e.text == "Marie Curie" for e in doc.ents)
     assert "the Radium Institute" in [nc.text for nc in doc.noun_chunks]
-    founded = [t for t in doc if t.text == "founded"][0]
+    founded = next(t for t in doc if t.text == "founded")
     assert founded.dep_ == "ROOT"
     assert any(c.dep_ == "nsubj" and c.text == "Curie" for c in founded.children)
 
@@ -64,8 +64,8 @@ def test_neo4j_roundtrips_a_node_through_a_parameterised_query(neo4j_db, neo4j_s
 
 def test_wrong_password_gives_one_line_error(neo4j_server):
     from pipeline.errors import Neo4jConnectionError
-    from pipeline.settings import Neo4jSettings
     from pipeline.store import connect
+    from pipeline.store.settings import Neo4jSettings
 
     bad = Neo4jSettings(uri=neo4j_server.uri, user="neo4j", password="not-the-password")
     with pytest.raises(Neo4jConnectionError) as err:
@@ -77,9 +77,9 @@ def test_wrong_password_gives_one_line_error(neo4j_server):
 
 def test_unreachable_uri_gives_one_line_error():
     from pipeline.errors import Neo4jConnectionError
-    from pipeline.neo4j_dev import free_port
-    from pipeline.settings import Neo4jSettings
     from pipeline.store import connect
+    from pipeline.store.dev_server import free_port
+    from pipeline.store.settings import Neo4jSettings
 
     uri = f"bolt://127.0.0.1:{free_port()}"
     with pytest.raises(Neo4jConnectionError) as err:
@@ -89,9 +89,20 @@ def test_unreachable_uri_gives_one_line_error():
 
 def test_cli_check_neo4j_reports_bad_password_without_traceback(neo4j_server):
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "check-neo4j", "--neo4j-uri", neo4j_server.uri,
-         "--neo4j-user", "neo4j", "--neo4j-password", "wrong-password"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "check-neo4j",
+            "--neo4j-uri",
+            neo4j_server.uri,
+            "--neo4j-user",
+            "neo4j",
+            "--neo4j-password",
+            "wrong-password",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "rejected the credentials" in proc.stderr
@@ -99,7 +110,7 @@ def test_cli_check_neo4j_reports_bad_password_without_traceback(neo4j_server):
 
 
 def test_settings_repr_hides_password():
-    from pipeline.settings import Neo4jSettings
+    from pipeline.store.settings import Neo4jSettings
 
     s = Neo4jSettings(uri="bolt://x:7687", user="neo4j", password="s3cret-value")
     assert "s3cret-value" not in repr(s) and "***" in repr(s)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pipeline.graph import KnowledgeGraph
-from pipeline.html_view import PALETTE, select_subgraph, write_html
+from pipeline.graph.html import PALETTE, select_subgraph, write_html
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -138,9 +138,7 @@ class DevToolsPipe:
         self._buffer = b""
         self._next_id = 0
 
-    def call(
-        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
-    ) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
         """Send one command and wait for its reply (events in between are ignored)."""
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
@@ -251,8 +249,14 @@ def test_max_nodes_keeps_the_strongest_nodes(tmp_path: Path) -> None:
 def test_isolated_nodes_are_left_out_unless_asked_for(tmp_path: Path) -> None:
     kg = small_graph()
     text = "Lisbon is far away."
-    kg.add_analysis(DocumentAnalysis(Document("lonely.txt", text), [(0, len(text))],
-                                     [Span("entity:GPE:lisbon", "Lisbon", "GPE", "entity", 0, 0, 6)], []))
+    kg.add_analysis(
+        DocumentAnalysis(
+            Document("lonely.txt", text),
+            [(0, len(text))],
+            [Span("entity:GPE:lisbon", "Lisbon", "GPE", "entity", 0, 0, 6)],
+            [],
+        )
+    )
     nodes, _ = select_subgraph(kg, max_nodes=10, max_edges=10)
     assert "entity:GPE:lisbon" not in nodes and len(nodes) == 4
     nodes, _ = select_subgraph(kg, max_nodes=10, max_edges=10, include_isolated=True)

@@ -116,8 +116,16 @@ def test_ingest_into_neo4j_matches_the_file_graph(neo4j_db, neo4j_settings, tmp_
     from pipeline.store import read_graph
 
     out = tmp_path / "g.graphml"
-    args = ["--neo4j-uri", neo4j_settings.uri, "--neo4j-user", neo4j_settings.user,
-            "--neo4j-password", neo4j_settings.password, "--neo4j-database", neo4j_settings.database]
+    args = [
+        "--neo4j-uri",
+        neo4j_settings.uri,
+        "--neo4j-user",
+        neo4j_settings.user,
+        "--neo4j-password",
+        neo4j_settings.password,
+        "--neo4j-database",
+        neo4j_settings.database,
+    ]
     r = _ingest(str(REPO / "examples"), "--out", str(out), *args)
     assert r.exit_code == 0, r.output
     assert "upserted into Neo4j" in r.output and neo4j_settings.password not in r.output

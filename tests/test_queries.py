@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_store import MARRIED, MC, NSUBJ, OTHER, PC, POLONIUM, RADIUM, build
 
 from pipeline import store
 from pipeline.graph import KnowledgeGraph
-from test_store import MARRIED, MC, NSUBJ, OTHER, PC, POLONIUM, RADIUM, build
 
 PARIS = "entity:GPE:paris"
 SORBONNE = "entity:ORG:sorbonne"
@@ -27,20 +27,35 @@ def corpus() -> list:
         build(
             "d1",
             ["Marie Curie discovered radium.", "Marie Curie studied polonium."],
-            [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0), (MC, "Marie Curie", 1, 0), (POLONIUM, "polonium", 1, 0)],
+            [
+                (MC, "Marie Curie", 0, 0),
+                (RADIUM, "radium", 0, 0),
+                (MC, "Marie Curie", 1, 0),
+                (POLONIUM, "polonium", 1, 0),
+            ],
             [(0, 1, NSUBJ, 0.8), (2, 3, NSUBJ, 0.6), (0, 1, OTHER, 0.3)],
         ),
         build(
             "d2",
             ["Pierre Curie married Marie Curie.", "Curie discovered radium."],
-            [(PC, "Pierre Curie", 0, 0), (MARRIED, "married", 0, 0), (MC, "Marie Curie", 0, 0), (MC, "Curie", 1, 0),
-             (RADIUM, "radium", 1, 0)],
+            [
+                (PC, "Pierre Curie", 0, 0),
+                (MARRIED, "married", 0, 0),
+                (MC, "Marie Curie", 0, 0),
+                (MC, "Curie", 1, 0),
+                (RADIUM, "radium", 1, 0),
+            ],
             [(0, 2, NSUBJ, 0.7), (0, 1, OTHER, 0.55), (3, 4, NSUBJ, 0.4)],
         ),
         build(
             "d3",
             ["Marie Curie worked in Paris.", "The Sorbonne hired Marie Curie."],
-            [(MC, "Marie Curie", 0, 0), (PARIS, "Paris", 0, 0), (SORBONNE, "Sorbonne", 1, 0), (MC, "Marie Curie", 1, 0)],
+            [
+                (MC, "Marie Curie", 0, 0),
+                (PARIS, "Paris", 0, 0),
+                (SORBONNE, "Sorbonne", 1, 0),
+                (MC, "Marie Curie", 1, 0),
+            ],
             [(0, 1, LOC, 0.95), (2, 3, NSUBJ, 0.5)],
         ),
         build(
@@ -88,7 +103,8 @@ def check_paths_between(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeG
     # Two parallel 2-hop paths (via two relation types), the stronger first.
     rows = run(source="Sorbonne", target="radium", limit=5)
     assert [(r["hops"], r["steps"][1]) for r in rows] == [
-        (2, f"Marie Curie -[{NSUBJ}]-> radium"), (2, f"Marie Curie -[{OTHER}]-> radium"),
+        (2, f"Marie Curie -[{NSUBJ}]-> radium"),
+        (2, f"Marie Curie -[{OTHER}]-> radium"),
     ]
     assert [r["mean_score"] for r in rows] == [pytest.approx(0.65), pytest.approx(0.4)]
 
@@ -103,7 +119,9 @@ def check_edge_provenance(run: Callable[..., list[dict[str, Any]]], kg: Knowledg
     assert rows[1]["source_offsets"] == [34, 39] and rows[1]["target_offsets"] == [51, 57]
     rows = run(source="Marie Curie", target="radium", type=None)
     assert [(r["type"], r["document"], r["score"]) for r in rows] == [
-        (NSUBJ, "d1", 0.8), (NSUBJ, "d2", 0.4), (OTHER, "d1", 0.3),
+        (NSUBJ, "d1", 0.8),
+        (NSUBJ, "d2", 0.4),
+        (OTHER, "d1", 0.3),
     ]
     assert run(source="radium", target="Marie Curie", type=None) == []  # direction matters
 
@@ -128,8 +146,11 @@ def check_graph_stats(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGra
     assert row["relation_types"] == summary["relation_types"] == 3
     assert row["evidence"] == summary["evidence"] == 9
     assert (row["entities"], row["noun_chunks"], row["words"]) == (4, 2, 1)
-    assert row["entity_labels"] == [{"label": "PERSON", "spans": 2}, {"label": "GPE", "spans": 1},
-                                    {"label": "ORG", "spans": 1}]
+    assert row["entity_labels"] == [
+        {"label": "PERSON", "spans": 2},
+        {"label": "GPE", "spans": 1},
+        {"label": "ORG", "spans": 1},
+    ]
     assert row["sentences"] == 7  # every sentence of the corpus cites some evidence
     assert row["evidence_edges"] == 8 + 1  # MC->radium NSUBJ has evidence from two documents
     assert row["mention_edges"] == 3 + 4 + 3 + 3

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline.relations import RelationExtractor, make_windows, membership, pool_span_scores
-from pipeline.spans import document_spans
+from pipeline.text.spans import document_spans
 from pipeline.types import Document, Span
 
 
@@ -59,10 +59,10 @@ def test_whitespace_tokens_have_no_subwords_and_are_not_spans(models):
     text = "Paris is large.\n\n\nLondon is larger."
     doc = models.nlp(text)
     assert any(t.is_space for t in doc)
-    sentences, spans = document_spans(doc)
+    _sentences, spans = document_spans(doc)
     assert all(s.text.strip() == s.text and s.text for s in spans)
-    toks, offsets = _subwords(models.extractor.tokenizer, text)
-    ws = [t for t in doc if t.is_space][0]
+    _toks, offsets = _subwords(models.extractor.tokenizer, text)
+    ws = next(t for t in doc if t.is_space)
     m = membership([Span("ws", ws.text, "", "word", 0, ws.idx, ws.idx + len(ws.text))], offsets, 0)
     assert not bool(m.any())
 
@@ -79,7 +79,9 @@ def test_special_tokens_and_padding_belong_to_no_span(models):
 
 
 def test_pooling_sums_to_span_and_averages_from_span():
-    scores = torch.tensor([[[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.1, 0.3], [0.0, 0.6, 0.2, 0.2], [0.25, 0.25, 0.25, 0.25]]])
+    scores = torch.tensor(
+        [[[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.1, 0.3], [0.0, 0.6, 0.2, 0.2], [0.25, 0.25, 0.25, 0.25]]]
+    )
     member = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)  # span A = subwords 1,2; B = 3
     pooled = pool_span_scores(scores, member)
     # A -> B: mean over i in {1,2} of p(i,3) = (0.3 + 0.2)/2; B -> A: p(3,1) + p(3,2) = 0.5
@@ -91,9 +93,18 @@ def test_pooling_sums_to_span_and_averages_from_span():
 
 LONG = " ".join(
     f"Sentence number {i} says that the {w} met the {v} near the old harbour of Bergen."
-    for i, (w, v) in enumerate([("merchant", "captain"), ("baker", "miller"), ("doctor", "nurse"),
-                               ("teacher", "student"), ("farmer", "trader"), ("judge", "lawyer"),
-                               ("painter", "sculptor"), ("king", "queen")])
+    for i, (w, v) in enumerate(
+        [
+            ("merchant", "captain"),
+            ("baker", "miller"),
+            ("doctor", "nurse"),
+            ("teacher", "student"),
+            ("farmer", "trader"),
+            ("judge", "lawyer"),
+            ("painter", "sculptor"),
+            ("king", "queen"),
+        ]
+    )
 )
 
 
@@ -114,8 +125,8 @@ def test_long_document_goes_through_several_windows_each_sentence_scored_once(mo
     rex_small = RelationExtractor(models.extractor, models.subspaces, threshold=0.3, max_tokens=64, batch_windows=2)
     rex_big = RelationExtractor(models.extractor, models.subspaces, threshold=0.3, max_tokens=512)
     document = Document("long", LONG)
-    small = list(rex_small.run([(document, sentences, spans)]))[0]
-    big = list(rex_big.run([(document, sentences, spans)]))[0]
+    small = next(iter(rex_small.run([(document, sentences, spans)])))
+    big = next(iter(rex_big.run([(document, sentences, spans)])))
     keys = [(r.source, r.target, r.relation, r.sent_index) for r in small.relations]
     assert len(keys) == len(set(keys))  # no relation counted twice across windows
     assert rex_small.stats.windows >= 3 and rex_big.stats.windows == 1
@@ -137,7 +148,7 @@ def test_relations_are_within_sentences_and_never_self_pairs(models):
     from pipeline.ingest import analyze_documents
 
     docs = [Document("d1", "Marie Curie won the Nobel Prize. She later founded the Radium Institute in Paris.")]
-    analysis = list(analyze_documents(docs, models))[0]
+    analysis = next(iter(analyze_documents(docs, models)))
     assert analysis.relations, "no relations at the default threshold on a clear sentence"
     for r in analysis.relations:
         a, b = analysis.spans[r.source], analysis.spans[r.target]

@@ -11,30 +11,34 @@ from pipeline.errors import ModelTooLargeError, QkgraphError
 
 def test_seed_example_runs():
     torch.manual_seed(0)
-    config = HookedAutoConfig(name="llama", vocab_size=50257, hidden_size=64, intermediate_size=128,
-                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    config = HookedAutoConfig(
+        name="llama",
+        vocab_size=50257,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     model = HookedAutoModel(config)
 
-    input_ids = torch.randint(0, 50256, (1, 50)) # generate some random tokens(replace with your ids)
+    input_ids = torch.randint(0, 50256, (1, 50))  # generate some random tokens(replace with your ids)
 
     # Derive from BaseInterpretabilityBench
     class MIExperiment(BaseInterpretabilityBench):
-       def __init__(self, model, save_dir="experiments"):
-          super().__init__(model, save_dir)
+        def __init__(self, model, save_dir="experiments"):
+            super().__init__(model, save_dir)
 
-    exp = MIExperiment(model) # create an `exp` object.
+    exp = MIExperiment(model)  # create an `exp` object.
 
-    @exp.use_tools("kg_extractor") # the tool name to be used
-    def test_kg_extractor(token_ids, kg_extractor): # # same as tool name, one extra arg is passed.
-       top_subspaces = kg_extractor.extract_relational_subspaces(0)
-       irt = kg_extractor.identify_relation_types(token_ids, top_subspaces)
-       return {
-          "top_subspaces": top_subspaces,
-          "identify_relation_types": irt
-       }
+    @exp.use_tools("kg_extractor")  # the tool name to be used
+    def test_kg_extractor(token_ids, kg_extractor):  # # same as tool name, one extra arg is passed.
+        top_subspaces = kg_extractor.extract_relational_subspaces(0)
+        irt = kg_extractor.identify_relation_types(token_ids, top_subspaces)
+        return {"top_subspaces": top_subspaces, "identify_relation_types": irt}
 
     # Driver code, call the function based on whatever arguments you want!
-    result = test_kg_extractor(input_ids) # one such example. Change as needed!
+    result = test_kg_extractor(input_ids)  # one such example. Change as needed!
 
     subs = result["top_subspaces"]
     assert len(subs) == 3 and all(s.layer == 0 for s in subs)

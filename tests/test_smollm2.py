@@ -9,14 +9,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from pipeline.adapters import load_model
+    from pipeline.model.adapters import load_model
 
     return load_model("smollm2")
 
 
 def test_smollm2_layout_and_exact_logits(smollm2):
-    from pipeline.activations import capture
-    from pipeline.extractor import KnowledgeGraphExtractor
+    from pipeline.model.activations import capture
+    from pipeline.model.extractor import KnowledgeGraphExtractor
 
     ex = KnowledgeGraphExtractor(smollm2.model, smollm2.tokenizer)
     info = ex.adapter.describe()

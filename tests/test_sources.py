@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.conllu import read_conllu_documents
 from pipeline.errors import DocumentError
-from pipeline.sources import iter_documents, load_documents
+from pipeline.text.conllu import read_conllu_documents
+from pipeline.text.sources import iter_documents, load_documents
 from pipeline.types import Document, SkippedInput
 
 # The first 33 bytes of a 1x1 PNG: signature, then the IHDR chunk (full of NUL bytes).
-PNG_HEADER = (
-    b"\x89PNG\r\n\x1a\n"
-    b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-)
+PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 
 CONLLU = """\
 # newdoc id = news-1
@@ -169,18 +166,23 @@ def test_jsonl_lines_become_documents_and_bad_lines_are_skipped_alone(tmp_path, 
 
 
 def test_jsonl_empty_and_too_large_texts_are_skipped_per_line(tmp_path):
-    lines = [json.dumps({"id": "e", "text": " \n "}), json.dumps({"id": "big", "text": "x" * 11}),
-             json.dumps({"id": "ok", "text": "x" * 10})]
+    lines = [
+        json.dumps({"id": "e", "text": " \n "}),
+        json.dumps({"id": "big", "text": "x" * 11}),
+        json.dumps({"id": "ok", "text": "x" * 10}),
+    ]
     path = _write_bytes(tmp_path / "d.jsonl", "\n".join(lines).encode("utf-8"))
     items = list(iter_documents([path], max_chars=10))
     assert [(type(i).__name__, getattr(i, "reason", None)) for i in items] == [
-        ("SkippedInput", "empty"), ("SkippedInput", "too_large"), ("Document", None),
+        ("SkippedInput", "empty"),
+        ("SkippedInput", "too_large"),
+        ("Document", None),
     ]
 
 
 def test_jsonl_line_with_bad_utf8_is_skipped_alone(tmp_path):
     good = json.dumps({"id": "a", "text": "fine"}).encode("utf-8") + b"\n"
-    prefix = '{"id": "b", "text": "caf'.encode("utf-8")
+    prefix = b'{"id": "b", "text": "caf'
     bad = prefix + b"\xe9" + b'"}\n'
     path = _write_bytes(tmp_path / "mixed.jsonl", good + bad + good.replace(b'"a"', b'"c"'))
     docs, skipped = load_documents([path])
@@ -292,7 +294,7 @@ def test_utf16_jsonl_with_bom_is_decoded(tmp_path):
 
 
 def test_utf8_bom_is_stripped(tmp_path):
-    path = _write_bytes(tmp_path / "bom.txt", codecs.BOM_UTF8 + "café".encode("utf-8"))
+    path = _write_bytes(tmp_path / "bom.txt", codecs.BOM_UTF8 + "café".encode())
     assert _one([path]).text == "café"
     path = _write_bytes(tmp_path / "bom.conllu", codecs.BOM_UTF8 + CONLLU.encode("utf-8"))
     assert [d.id for d in load_documents([path])[0]] == ["news-1", "news-2"]
@@ -322,7 +324,8 @@ def test_too_large_conllu_document_names_it(tmp_path):
     path = _write_bytes(tmp_path / "news.conllu", CONLLU.encode("utf-8"))
     items = list(iter_documents([path], max_chars=20))
     assert [(type(i).__name__, getattr(i, "id", None)) for i in items] == [
-        ("SkippedInput", None), ("Document", "news-2"),
+        ("SkippedInput", None),
+        ("Document", "news-2"),
     ]
     assert items[0].reason == "too_large" and items[0].detail == "document 'news-1': 33 characters, limit 20"
 

@@ -55,8 +55,12 @@ def build(
         spans.append(Span(key, surface, label, kind, sent, at, at + len(surface)))  # type: ignore[arg-type]
     rels = [SpanRelation(s, t, r, score, spans[s].sent_index) for s, t, r, score in relations]
     return DocumentAnalysis(
-        Document(doc_id, text, source=source or f"{doc_id}.txt"), bounds, spans, rels,
-        n_tokens=len(text.split()), settings=settings or {},
+        Document(doc_id, text, source=source or f"{doc_id}.txt"),
+        bounds,
+        spans,
+        rels,
+        n_tokens=len(text.split()),
+        settings=settings or {},
     )
 
 
@@ -74,8 +78,13 @@ def doc2() -> DocumentAnalysis:
     return build(
         "d2",
         ["Pierre Curie married Marie Curie.", "Curie discovered radium."],
-        [(PC, "Pierre Curie", 0, 0), (MARRIED, "married", 0, 0), (MC, "Marie Curie", 0, 0), (MC, "Curie", 1, 0),
-         (RADIUM, "radium", 1, 0)],
+        [
+            (PC, "Pierre Curie", 0, 0),
+            (MARRIED, "married", 0, 0),
+            (MC, "Marie Curie", 0, 0),
+            (MC, "Curie", 1, 0),
+            (RADIUM, "radium", 1, 0),
+        ],
         [(0, 2, NSUBJ, 0.7), (0, 1, OTHER, 0.55), (3, 4, NSUBJ, 0.4)],
         settings={"model": "test-model", "top_k": 12},
     )
@@ -271,13 +280,17 @@ def test_aggregates_are_right_and_equal_the_knowledge_graph(db) -> None:
     driver, database = db
     labels = {NSUBJ: "nsubj"}
     assert store.upsert_analyses(driver, database, [doc1(), doc2()], relation_labels=labels) == {
-        "added": 2, "unchanged": 0, "replaced": 0,
+        "added": 2,
+        "unchanged": 0,
+        "replaced": 0,
     }
     edge = q(
         driver,
         database,
         "MATCH (:Span {key: $s})-[r:RELATES {type: $t}]->(:Span {key: $o}) RETURN properties(r) AS p",
-        s=MC, o=RADIUM, t=NSUBJ,
+        s=MC,
+        o=RADIUM,
+        t=NSUBJ,
     )[0]["p"]
     assert edge["count"] == 2
     assert edge["score_max"] == 0.8
@@ -291,7 +304,9 @@ def test_aggregates_are_right_and_equal_the_knowledge_graph(db) -> None:
         database,
         "MATCH (:Span {key: $s})-[e:EVIDENCE {type: $t}]->(:Span {key: $o}) RETURN e.doc_id AS doc, "
         "e.scores AS scores, e.sentences AS sentences ORDER BY doc",
-        s=MC, o=RADIUM, t=NSUBJ,
+        s=MC,
+        o=RADIUM,
+        t=NSUBJ,
     )
     assert evidence == [
         {"doc": "d1", "scores": [0.8], "sentences": [0]},
@@ -334,16 +349,22 @@ def test_a_changed_document_is_replaced_not_added(db) -> None:
     mc = q(driver, database, "MATCH (s:Span {key: $k}) RETURN s.mentions AS m, s.documents AS d", k=MC)
     assert mc == [{"m": 3, "d": ["d1", "d2"]}]
     rel = q(
-        driver, database,
+        driver,
+        database,
         "MATCH (:Span {key: $s})-[r:RELATES {type: $t}]->(:Span {key: $o}) RETURN r.count AS c, r.documents AS d, "
         "r.score_max AS mx",
-        s=MC, o=RADIUM, t=NSUBJ,
+        s=MC,
+        o=RADIUM,
+        t=NSUBJ,
     )
     assert rel == [{"c": 1, "d": ["d1"], "mx": 0.8}]
     rel = q(
-        driver, database,
+        driver,
+        database,
         "MATCH (:Span {key: $s})-[r:RELATES {type: $t}]->(:Span {key: $o}) RETURN r.count AS c, r.score_mean AS m",
-        s=PC, o=MC, t=NSUBJ,
+        s=PC,
+        o=MC,
+        t=NSUBJ,
     )
     assert rel == [{"c": 1, "m": 0.9}]
     assert_matches_kg(driver, database, kg_of(doc1(), doc2(), doc2_changed()))
@@ -401,7 +422,9 @@ def test_injection_attempts_are_stored_verbatim_as_data(db) -> None:
     assert len(span) == 1 and span[0]["t"] == EVIL_TEXT and sorted(span[0]["l"]) == ["Org", "Span"]
     doc = q(driver, database, "MATCH (d:Document {id: $id}) RETURN d.id AS id", id=EVIL_ID)
     assert doc == [{"id": EVIL_ID}]
-    assert q(driver, database, "MATCH (t:RelationType {id: $id}) RETURN t.label AS l", id=OTHER) == [{"l": labels[OTHER]}]
+    assert q(driver, database, "MATCH (t:RelationType {id: $id}) RETURN t.label AS l", id=OTHER) == [
+        {"l": labels[OTHER]}
+    ]
     # Exactly the new document's own additions: 1 Document + 1 Sentence + 1 new Span + 1 RelationType;
     # 2 MENTIONED_IN + 1 PART_OF + 1 EVIDENCE + 1 RELATES. Nothing else created or deleted.
     assert counts(driver, database) == (n0 + 4, r0 + 5)
@@ -413,19 +436,29 @@ def test_whitelists_raise_before_anything_is_written(db) -> None:
     store.upsert_document(driver, database, doc1())
     before = dump(driver, database)
     bad_type = "L2H8k12]->() DETACH DELETE n //"
-    analysis = build("d9", ["Marie Curie discovered radium."], [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0)],
-                     [(0, 1, bad_type, 0.5)])
+    analysis = build(
+        "d9",
+        ["Marie Curie discovered radium."],
+        [(MC, "Marie Curie", 0, 0), (RADIUM, "radium", 0, 0)],
+        [(0, 1, bad_type, 0.5)],
+    )
     with pytest.raises(ValueError, match=r"relation type 'L2H8k12\]->\(\) DETACH DELETE n //' is not allowed"):
         store.upsert_document(driver, database, analysis)
     with pytest.raises(ValueError, match="RELATES"):
         store.upsert_document(driver, database, doc2(), relation_labels={"RELATES": "x"})
     bad_label = DocumentAnalysis(
-        Document("d8", "Aspirin helps."), [(0, 14)], [Span("entity:DRUG:aspirin", "Aspirin", "DRUG", "entity", 0, 0, 7)], []
+        Document("d8", "Aspirin helps."),
+        [(0, 14)],
+        [Span("entity:DRUG:aspirin", "Aspirin", "DRUG", "entity", 0, 0, 7)],
+        [],
     )
     with pytest.raises(ValueError, match="entity label 'DRUG' is not allowed"):
         store.upsert_document(driver, database, bad_label)
     bad_kind = DocumentAnalysis(
-        Document("d7", "Aspirin helps."), [(0, 14)], [Span("x:aspirin", "Aspirin", "", "thing", 0, 0, 7)], []  # type: ignore[arg-type]
+        Document("d7", "Aspirin helps."),
+        [(0, 14)],
+        [Span("x:aspirin", "Aspirin", "", "thing", 0, 0, 7)],
+        [],  # type: ignore[arg-type]
     )
     with pytest.raises(ValueError, match="kind 'thing'"):
         store.upsert_document(driver, database, bad_kind)
@@ -482,15 +515,21 @@ def test_round_trip_networkx_to_neo4j_to_networkx(db) -> None:
     kg.add_analysis(doc2())
     assert_same_kg(kg, back)
     # Writing the same graph again changes nothing.
-    assert store.upsert_graph(driver, database, kg_of(doc1(), doc2_changed(), relation_labels={NSUBJ: "nsubj", "L9H9k9": "unused"})) == {
-        "added": 0, "unchanged": 2, "replaced": 0,
+    assert store.upsert_graph(
+        driver, database, kg_of(doc1(), doc2_changed(), relation_labels={NSUBJ: "nsubj", "L9H9k9": "unused"})
+    ) == {
+        "added": 0,
+        "unchanged": 2,
+        "replaced": 0,
     }
 
 
 def test_read_graph_after_document_upserts_equals_the_ingested_knowledge_graph(db) -> None:
     driver, database = db
     store.upsert_analyses(driver, database, [doc1(), doc2(), doc2_changed()], relation_labels={OTHER: "other"})
-    assert_same_kg(kg_of(doc1(), doc2(), doc2_changed(), relation_labels={OTHER: "other"}), store.read_graph(driver, database))
+    assert_same_kg(
+        kg_of(doc1(), doc2(), doc2_changed(), relation_labels={OTHER: "other"}), store.read_graph(driver, database)
+    )
 
 
 def _random_analysis(rng: random.Random, doc_id: str, vocab: list[str], types: list[str]) -> DocumentAnalysis:
@@ -520,7 +559,9 @@ def _random_analysis(rng: random.Random, doc_id: str, vocab: list[str], types: l
         i = rng.randrange(len(spans))
         same = [j for j, sp in enumerate(spans) if sp.sent_index == spans[i].sent_index]
         j = rng.choice(same)
-        rels.append(SpanRelation(i, j, rng.choice(types), rng.choice([0.1, 0.25, 1 / 3, 0.5, 0.7, 0.9]), spans[i].sent_index))
+        rels.append(
+            SpanRelation(i, j, rng.choice(types), rng.choice([0.1, 0.25, 1 / 3, 0.5, 0.7, 0.9]), spans[i].sent_index)
+        )
     return DocumentAnalysis(Document(doc_id, text), bounds, spans, rels)
 
 
@@ -531,7 +572,7 @@ def test_random_corpus_with_replacements_matches_the_knowledge_graph(db) -> None
     types = ["L0H1k2", "L1H0c3", "L2H8k12"]
     kg = KnowledgeGraph()
     # ids that sort differently by UTF-16 unit and by code point: stored lists must follow Python's order
-    ids = [f"doc{i}" for i in range(7)] + ["d\U0001F600", "d\uffff", "d\ue000"]
+    ids = [f"doc{i}" for i in range(7)] + ["d\U0001f600", "d\uffff", "d\ue000"]
     for step in range(40):
         analysis = _random_analysis(rng, rng.choice(ids), vocab, types)
         expected = kg.add_analysis(analysis)

@@ -30,8 +30,14 @@ def tiny(family: str) -> torch.nn.Module:
         cfg = BertConfig(**common, max_position_embeddings=64)
     elif family == "gpt2":
         cfg = GPT2Config(
-            vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64,
-            scale_attn_by_inverse_layer_idx=True, bos_token_id=None, eos_token_id=None,
+            vocab_size=VOCAB,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            n_positions=64,
+            scale_attn_by_inverse_layer_idx=True,
+            bos_token_id=None,
+            eos_token_id=None,
         )
     elif family == "llama":
         cfg = LlamaConfig(**common, num_key_value_heads=2, max_position_embeddings=64, rope_theta=100.0)

@@ -29,14 +29,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .activations import Activations
-from .conllu import ConlluDocument, read_conllu_documents
-from .rope import apply_rope
+from pipeline.model.activations import Activations
+from pipeline.model.rope import apply_rope
+from pipeline.text.conllu import ConlluDocument, read_conllu_documents
 
 RELATIONS: tuple[str, ...] = (
-    "nsubj", "obj", "iobj", "amod", "det", "case", "compound", "aux", "aux:pass", "advmod",
-    "nmod:poss", "mark", "ccomp", "xcomp", "compound:prt", "obl", "nmod", "conj", "cc", "cop",
-    "acl", "acl:relcl", "advcl",
+    "nsubj",
+    "obj",
+    "iobj",
+    "amod",
+    "det",
+    "case",
+    "compound",
+    "aux",
+    "aux:pass",
+    "advmod",
+    "nmod:poss",
+    "mark",
+    "ccomp",
+    "xcomp",
+    "compound:prt",
+    "obl",
+    "nmod",
+    "conj",
+    "cc",
+    "cop",
+    "acl",
+    "acl:relcl",
+    "advcl",
 )
 """The UD relations evaluated; a relation matches the gold DEPREL exactly (``obl`` excludes
 ``obl:tmod``, ``aux`` excludes ``aux:pass``, ``nsubj`` excludes ``nsubj:pass``)."""
@@ -171,7 +191,10 @@ class Corpus:
     def counts(self) -> dict[str, dict[str, int]]:
         out = {}
         for rel in REL_ALL:
-            out[rel] = {"select": int(self.arc_mask(rel, SELECT).sum()), "heldout": int(self.arc_mask(rel, HELDOUT).sum())}
+            out[rel] = {
+                "select": int(self.arc_mask(rel, SELECT).sum()),
+                "heldout": int(self.arc_mask(rel, HELDOUT).sum()),
+            }
         return out
 
     def documents(self, split: int) -> set[int]:
@@ -198,7 +221,9 @@ def prefix_token(tokenizer, causal: bool) -> int | None:
 
 def _sentence(doc_idx, split, sentence, tokenizer, prefix: int | None, max_tokens: int) -> EvalSentence:
     spans, index = surface_words(sentence.tokens)
-    enc = tokenizer(sentence.text, return_offsets_mapping=True, add_special_tokens=True, truncation=True, max_length=max_tokens)
+    enc = tokenizer(
+        sentence.text, return_offsets_mapping=True, add_special_tokens=True, truncation=True, max_length=max_tokens
+    )
     ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     if prefix is not None:
@@ -233,7 +258,9 @@ def _take_sentences(docs: list[ConlluDocument], max_sentences: int | None) -> li
     return out
 
 
-def build_corpus(conllu_path, tokenizer, causal: bool, select_on=None, max_sentences: int | None = None, max_tokens: int = 512) -> Corpus:
+def build_corpus(
+    conllu_path, tokenizer, causal: bool, select_on=None, max_sentences: int | None = None, max_tokens: int = 512
+) -> Corpus:
     """Read the gold data and split it.
 
     Without ``select_on``: documents of ``conllu_path`` alternate, even-numbered (0, 2, ...) to the
@@ -297,7 +324,9 @@ def pool_mean(logits: torch.Tensor, wb: WordBatch) -> torch.Tensor:
     return torch.einsum("but,...bts,bvs->...buv", wb.m_avg, logits, wb.m_avg)
 
 
-def word_pooling(members: list[list[list[int]]], T: int, causal: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def word_pooling(
+    members: list[list[list[int]]], T: int, causal: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(m_sum, m_avg, cand) for a batch given members[b][u] = subword positions."""
     B = len(members)
     U = max(len(m) for m in members)
@@ -342,7 +371,9 @@ def _make_batch(corpus: Corpus, group: list[int], causal: bool) -> WordBatch:
     m_sum, m_avg, cand = word_pooling([s.members for s in sents], T, causal)
     bidx = torch.tensor([b for b, s in enumerate(sents) for _ in range(s.n_words)], dtype=torch.long)
     uidx = torch.tensor([u for s in sents for u in range(s.n_words)], dtype=torch.long)
-    gidx = torch.tensor([corpus.word_offset[k] + u for k, s in zip(group, sents) for u in range(s.n_words)], dtype=torch.long)
+    gidx = torch.tensor(
+        [corpus.word_offset[k] + u for k, s in zip(group, sents) for u in range(s.n_words)], dtype=torch.long
+    )
     return WordBatch(group, ids, mask, m_sum, m_avg, cand, bidx, uidx, gidx)
 
 
@@ -441,7 +472,9 @@ def prefix_logits(hf: HeadFactors, x: torch.Tensor, rotary, k: int, coords=None)
     return torch.einsum("hbie,hbje->hbij", q, kk) * hf.scale
 
 
-def component_logits(hf: HeadFactors, x: torch.Tensor, rotary, head: int, comps: Sequence[int] | None = None) -> torch.Tensor:
+def component_logits(
+    hf: HeadFactors, x: torch.Tensor, rotary, head: int, comps: Sequence[int] | None = None
+) -> torch.Tensor:
     """Scaled logits of each rank-1 component r of ``head`` as a subspace of its own, [R, B, T, T]:
 
         logit_r(i, j) = scale * (R_i (a_ir alpha_r + b_q)) . (R_j (b_jr beta_r + b_k))
@@ -460,7 +493,7 @@ def component_logits(hf: HeadFactors, x: torch.Tensor, rotary, head: int, comps:
         G = (al * be).sum(-1)[:, None, None, None]  # [R,1,1,1] (= sigma_r)
         Hq = (al @ bk)[:, None, None, None]
         Mk = (be @ bq)[:, None, None, None]
-        N = (bq @ bk)
+        N = bq @ bk
     else:
         cos, sin = rotary
         T = x.shape[1]
@@ -504,7 +537,7 @@ class ResidualCache:
             torch.save((acts.rotary[0].float().clone(), acts.rotary[1].float().clone()), self.dir / f"{i}-rot.pt")
         self.n = max(self.n, i + 1)
 
-    def load(self, i: int, wb: "WordBatch", layers) -> Activations:
+    def load(self, i: int, wb: WordBatch, layers) -> Activations:
         acts = Activations(input_ids=wb.ids, attention_mask=wb.mask)
         for l in layers:
             acts.residuals[l] = torch.load(self.dir / f"{i}-{l}.pt")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .adapters import AttentionAdapter
+from pipeline.model.adapters import AttentionAdapter
 
 _CAPTURE_IMPL = "qkgraph_capture"
 _active_logit_sink: dict[int, torch.Tensor] | None = None
@@ -118,15 +118,18 @@ def capture(
         def hook(_module, args, kwargs):
             x = args[0] if args else kwargs["hidden_states"]
             acts.residuals[layer] = x.detach()
+
         return hook
 
     for layer in layers:
         handles.append(adapter.qk_input_module(layer).register_forward_pre_hook(pre_hook(layer), with_kwargs=True))
     rotary = adapter.rotary_module()
     if rotary is not None:
+
         def rot_hook(_module, _args, output):
             cos, sin = output
             acts.rotary = (cos.detach(), sin.detach())
+
         handles.append(rotary.register_forward_hook(rot_hook))
 
     want_probs = attentions or logits

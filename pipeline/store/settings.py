@@ -30,7 +30,7 @@ class Neo4jSettings:
         user: str | None = None,
         password: str | None = None,
         database: str | None = None,
-    ) -> "Neo4jSettings | None":
+    ) -> Neo4jSettings | None:
         """Arguments first, then NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD / NEO4J_DATABASE.
 
         Returns None when no URI is given anywhere: the caller then writes files instead.

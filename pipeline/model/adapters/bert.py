@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import AttentionAdapter, LayerQK, split_linear
+from pipeline.model.adapters.base import AttentionAdapter, LayerQK, split_linear
 
 
 class BertAdapter(AttentionAdapter):

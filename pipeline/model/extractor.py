@@ -21,19 +21,20 @@ its singular values; the spread measures sigma and how strongly real residuals l
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
-from .activations import Activations, capture
-from .adapters import AttentionAdapter, adapter_for
-from .circuit import FactoredQK
-from .rope import apply_rope
-from .scoring import PairScorer, attention_share
+from pipeline.model.activations import Activations, capture
+from pipeline.model.adapters import AttentionAdapter, adapter_for
+from pipeline.model.circuit import FactoredQK
+from pipeline.model.rope import apply_rope
+from pipeline.model.scoring import PairScorer, attention_share
 
 ENERGY = 0.9
 MIN_RANK = 8
@@ -175,7 +176,9 @@ class KnowledgeGraphExtractor:
             self._biases[layer] = (qk.b_q, qk.b_k)
         return self._circuits[key]
 
-    def subspace(self, layer: int, head: int, components: Sequence[int] | None = None, k: int | None = None) -> RelationalSubspace:
+    def subspace(
+        self, layer: int, head: int, components: Sequence[int] | None = None, k: int | None = None
+    ) -> RelationalSubspace:
         """A subspace from explicit components, or the top-k truncation (k by the energy rule if None)."""
         c = self.circuit(layer, head)
         if components is None:
@@ -230,17 +233,23 @@ class KnowledgeGraphExtractor:
             raise ValueError(f"token_ids must be non-empty, shaped [T] or [B, T]; got shape {tuple(ids.shape)}")
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= self.vocab_size:
-            raise ValueError(f"token_ids must lie in [0, {self.vocab_size - 1}] (the vocabulary); got values in [{lo}, {hi}]")
+            raise ValueError(
+                f"token_ids must lie in [0, {self.vocab_size - 1}] (the vocabulary); got values in [{lo}, {hi}]"
+            )
         if attention_mask is None:
             attention_mask = torch.ones_like(ids)
         attention_mask = torch.as_tensor(attention_mask, dtype=torch.long)
         if attention_mask.ndim == 1:
             attention_mask = attention_mask.unsqueeze(0)
         if attention_mask.shape != ids.shape:
-            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} must match token_ids {tuple(ids.shape)}")
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} must match token_ids {tuple(ids.shape)}"
+            )
         return ids.to(self.device), attention_mask.to(self.device)
 
-    def activations(self, token_ids, attention_mask=None, layers: Sequence[int] | None = None, logits: bool = False) -> Activations:
+    def activations(
+        self, token_ids, attention_mask=None, layers: Sequence[int] | None = None, logits: bool = False
+    ) -> Activations:
         """Contextual residuals entering Q/K (and optionally the model's logits) in one forward pass."""
         ids, mask = self._as_batch(token_ids, attention_mask)
         return capture(self.adapter, ids, mask, layers=layers, logits=logits)
@@ -324,7 +333,9 @@ class KnowledgeGraphExtractor:
         n_heads, d_head = self.adapter.n_heads, self.adapter.d_head
         available = n_heads if granularity == "head" else n_heads * d_head
         if not isinstance(top_k, int) or not 1 <= top_k <= available:
-            raise ValueError(f"top_k must be an int in [1, {available}] for layer {layer_idx} ({granularity}), got {top_k!r}")
+            raise ValueError(
+                f"top_k must be an int in [1, {available}] for layer {layer_idx} ({granularity}), got {top_k!r}"
+            )
         cache_key = (layer_idx, granularity)
         if reference_ids is not None or cache_key not in self._ranked:
             if granularity == "head":
@@ -367,7 +378,9 @@ class KnowledgeGraphExtractor:
             raise ValueError(f"mode must be 'contextual' or 'static', got {mode!r}")
         return [SubspaceProjection(s, xs[s.layer] @ s.U, xs[s.layer] @ s.V) for s in subspaces]
 
-    def relation_scores(self, token_ids, subspaces: Sequence[RelationalSubspace], attention_mask=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def relation_scores(
+        self, token_ids, subspaces: Sequence[RelationalSubspace], attention_mask=None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Dense pair scores [S, B, T, T] and the [B, T] endpoint mask (real, non-special tokens).
 
         Returns (scores, endpoint_ok, token_ids); scores come from ``self.scorer``.
@@ -404,7 +417,7 @@ class KnowledgeGraphExtractor:
         if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
         scores, ok, _ = self.relation_scores(token_ids, subspaces, attention_mask)
-        S, B, T, _ = scores.shape
+        _S, _B, T, _ = scores.shape
         pair_ok = ok[:, :, None] & ok[:, None, :] & ~torch.eye(T, dtype=torch.bool, device=ok.device)[None]
         hits = ((scores >= threshold) & pair_ok[None]).nonzero()  # [n, 4] = (s, b, i, j)
         values = scores[hits[:, 0], hits[:, 1], hits[:, 2], hits[:, 3]].tolist()
@@ -422,7 +435,9 @@ class KnowledgeGraphExtractor:
             subspaces = [subspaces]
         subspaces = list(subspaces or [])
         if not subspaces or not all(isinstance(s, RelationalSubspace) for s in subspaces):
-            raise ValueError("subspaces must be a non-empty list of RelationalSubspace (from extract_relational_subspaces)")
+            raise ValueError(
+                "subspaces must be a non-empty list of RelationalSubspace (from extract_relational_subspaces)"
+            )
         return subspaces
 
     def _with_spread(self, s: RelationalSubspace, spread: float) -> RelationalSubspace:
@@ -451,7 +466,9 @@ class KnowledgeGraphExtractor:
             logits = self.subspace_logits(acts, subspaces[start : start + chunk]).double()
             lv = logits.masked_fill(~valid[None], 0.0)
             mean = lv.sum(-1) / n_keys.clamp(min=1)[None]
-            var = ((logits - mean[..., None]).masked_fill(~valid[None], 0.0) ** 2).sum(-1) / (n_keys - 1).clamp(min=1)[None]
+            var = ((logits - mean[..., None]).masked_fill(~valid[None], 0.0) ** 2).sum(-1) / (n_keys - 1).clamp(min=1)[
+                None
+            ]
             std = var.sqrt()  # [S, B, T]
             out.append((std * q_ok[None]).sum((-1, -2)) / q_ok.sum().clamp(min=1))
         return torch.cat(out)

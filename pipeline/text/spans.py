@@ -19,7 +19,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.tokens import Span as SpacySpan
 
-from .types import Document, Span
+from pipeline.types import Document, Span
 
 DEFAULT_WORD_POS = ("VERB", "NOUN", "PROPN", "ADJ")
 _ARTICLES = {"the", "a", "an"}
@@ -72,7 +72,17 @@ def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list
         for ent in doc.ents:
             if all(t.is_space or t.is_punct for t in ent):
                 continue
-            spans.append(Span(entity_key(ent), _display(ent.text), ent.label_, "entity", sent_of_token[ent.start], ent.start_char, ent.end_char))
+            spans.append(
+                Span(
+                    entity_key(ent),
+                    _display(ent.text),
+                    ent.label_,
+                    "entity",
+                    sent_of_token[ent.start],
+                    ent.start_char,
+                    ent.end_char,
+                )
+            )
             for t in ent:
                 taken[t.i] = True
     if options.noun_chunks:
@@ -82,14 +92,26 @@ def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list
             key = noun_chunk_key(chunk)
             if key is None:
                 continue
-            spans.append(Span(key, _display(chunk.text), "", "noun_chunk", sent_of_token[chunk.start], chunk.start_char, chunk.end_char))
+            spans.append(
+                Span(
+                    key,
+                    _display(chunk.text),
+                    "",
+                    "noun_chunk",
+                    sent_of_token[chunk.start],
+                    chunk.start_char,
+                    chunk.end_char,
+                )
+            )
             for t in chunk:
                 taken[t.i] = True
     if options.word_pos:
         for t in doc:
             if taken[t.i] or t.pos_ not in options.word_pos or t.is_stop or t.is_space or not t.lemma_.strip():
                 continue
-            spans.append(Span(f"word:{_norm(t.lemma_)}", t.text, "", "word", sent_of_token[t.i], t.idx, t.idx + len(t.text)))
+            spans.append(
+                Span(f"word:{_norm(t.lemma_)}", t.text, "", "word", sent_of_token[t.i], t.idx, t.idx + len(t.text))
+            )
     spans.sort(key=lambda s: (s.start_char, s.end_char, s.key))
     return sentences, spans
 

@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .activations import capture
-from .calibration import (  # calibrate_score, load_gate, load_relation_labels: re-exported for the graph
+from pipeline.evaluation.calibration import (  # calibrate_score, load_gate, load_relation_labels: re-exported for the graph
     LABELS_SCHEMA,
     calibrate_score,  # noqa: F401
     compress_knots,
@@ -53,7 +52,7 @@ from .calibration import (  # calibrate_score, load_gate, load_relation_labels: 
     load_gate,  # noqa: F401
     load_relation_labels,  # noqa: F401
 )
-from .eval_units import (
+from pipeline.evaluation.units import (
     ALL,
     HELDOUT,
     OFFSETS,
@@ -82,6 +81,7 @@ from .eval_units import (
     prefix_logits,
     share,
 )
+from pipeline.model.activations import capture
 
 METHODS = ("offset", "attention", "logit", "component", "rank_k", "assembled", "qk", "qk_query")
 BAR_RELATIONS = ("nsubj", "obj", "amod", "det", "case", "compound", "aux", "nmod:poss")
@@ -101,11 +101,29 @@ THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 # Clark et al. 2019 (BERT-base, best single head, Stanford dependencies on WSJ), mapped to UD names.
 CLARK = {
-    "det": 94.3, "obj": 86.8, "nsubj": 58.5, "amod": 75.6, "aux": 81.1, "nmod:poss": 80.5,
-    "aux:pass": 94.1, "compound:prt": 99.1, "advmod": 48.8, "mark": 50.7, "ccomp": 48.8,
-    "compound": 70.4, "case": 76.3, ALL: 34.7,
+    "det": 94.3,
+    "obj": 86.8,
+    "nsubj": 58.5,
+    "amod": 75.6,
+    "aux": 81.1,
+    "nmod:poss": 80.5,
+    "aux:pass": 94.1,
+    "compound:prt": 99.1,
+    "advmod": 48.8,
+    "mark": 50.7,
+    "ccomp": 48.8,
+    "compound": 70.4,
+    "case": 76.3,
+    ALL: 34.7,
 }
-CLARK_NAMES = {"obj": "dobj", "nmod:poss": "poss", "aux:pass": "auxpass", "compound:prt": "prt", "compound": "nn", "case": "pobj (reversed)"}
+CLARK_NAMES = {
+    "obj": "dobj",
+    "nmod:poss": "poss",
+    "aux:pass": "auxpass",
+    "compound:prt": "prt",
+    "compound": "nn",
+    "case": "pobj (reversed)",
+}
 
 
 def _log(msg: str, quiet: bool) -> None:
@@ -145,9 +163,16 @@ class EvaluationReport:
 
     def bars(self) -> dict:
         lab = self.calibration["labelled"]
-        per = {r: bool(lab[r][0] is not None and lab[r][0] >= LABELLED_BAR[0] and lab[r][1] >= LABELLED_BAR[1]) for r in BAR_RELATIONS}
+        per = {
+            r: bool(lab[r][0] is not None and lab[r][0] >= LABELLED_BAR[0] and lab[r][1] >= LABELLED_BAR[1])
+            for r in BAR_RELATIONS
+        }
         up = self.calibration["unlabelled"][0]
-        return {"labelled": per, "unlabelled": bool(up is not None and up >= UNLABELLED_BAR), "all_met": all(per.values()) and bool(up is not None and up >= UNLABELLED_BAR)}
+        return {
+            "labelled": per,
+            "unlabelled": bool(up is not None and up >= UNLABELLED_BAR),
+            "all_met": all(per.values()) and bool(up is not None and up >= UNLABELLED_BAR),
+        }
 
     def to_json(self) -> dict:
         return {
@@ -164,7 +189,11 @@ class EvaluationReport:
             "counts": self.counts,
             "sweep": self.sweep,
             "diagnostics": self.diagnostics,
-            "labels": {"path": self.labels.get("path"), "n_labelled": self.labels.get("n_labelled"), "floor": ACCURACY_FLOOR},
+            "labels": {
+                "path": self.labels.get("path"),
+                "n_labelled": self.labels.get("n_labelled"),
+                "floor": ACCURACY_FLOOR,
+            },
             "runtime_s": round(self.runtime_s, 1),
             "plots": self.plots,
         }
@@ -172,7 +201,14 @@ class EvaluationReport:
     def to_markdown(self) -> str:
         pct = lambda v: "—" if v is None else f"{100 * v:.1f}"  # noqa: E731
         lines = [f"### {self.model}: held-out accuracy (%), Clark et al.'s protocol", ""]
-        lines.append(f"Data: {self.source}. Split: {self.split}. " + ("Causal model: every arc is judged from its later word (visible direction)." if self.causal else "Direction (dependent->head or head->dependent) chosen per unit and relation on the selection part."))
+        lines.append(
+            f"Data: {self.source}. Split: {self.split}. "
+            + (
+                "Causal model: every arc is judged from its later word (visible direction)."
+                if self.causal
+                else "Direction (dependent->head or head->dependent) chosen per unit and relation on the selection part."
+            )
+        )
         lines.append("")
         head = "| relation | n (held-out) | Clark BERT-base | " + " | ".join(METHODS) + " |"
         lines += [head, "|" + "---|" * (3 + len(METHODS))]
@@ -181,7 +217,10 @@ class EvaluationReport:
             cl = "—" if clark is None else f"{clark:.1f}" + (f" ({CLARK_NAMES[r]})" if r in CLARK_NAMES else "")
             cells = [pct(self.accuracy[r].get(m)) for m in METHODS]
             best = max((v for v in (self.accuracy[r].get(m) for m in METHODS) if v is not None), default=None)
-            cells = [f"**{c}**" if best is not None and self.accuracy[r].get(m) == best else c for c, m in zip(cells, METHODS)]
+            cells = [
+                f"**{c}**" if best is not None and self.accuracy[r].get(m) == best else c
+                for c, m in zip(cells, METHODS)
+            ]
             lines.append(f"| {r} | {self.counts[r]['heldout']} | {cl} | " + " | ".join(cells) + " |")
         mac = self.macro
         lines.append("| **macro** (23 relations) | | | " + " | ".join(pct(mac[m]) for m in METHODS) + " |")
@@ -193,8 +232,15 @@ class EvaluationReport:
                 s = self.selected[r].get(m)
                 cells.append("—" if not s else f"`{s['unit']}` {_short_dir(s['direction'])} {100 * s['select']:.0f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
-        lines += ["", f"### {self.model}: calibrated `qk` relation types at threshold {DEFAULT_THRESHOLD} (held-out)", ""]
-        lines += ["| relation | attachment (gate layer) | precision | recall | returned pairs | bar (P>=0.7, R>=0.2) | query-only gate P / R |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"### {self.model}: calibrated `qk` relation types at threshold {DEFAULT_THRESHOLD} (held-out)",
+            "",
+        ]
+        lines += [
+            "| relation | attachment (gate layer) | precision | recall | returned pairs | bar (P>=0.7, R>=0.2) | query-only gate P / R |",
+            "|---|---|---|---|---|---|---|",
+        ]
         bars = self.bars()
         qq = self.calibration.get("labelled_query_gate", {})
         for r in RELATIONS:
@@ -206,15 +252,27 @@ class EvaluationReport:
             q = qq.get(r, [None, None])
             lines.append(f"| {r} | {unit} | {pct(p)} | {pct(rc)} | {n} | {bar} | {pct(q[0])} / {pct(q[1])} |")
         up, ur = self.calibration["unlabelled"]
-        lines.append(f"| **unlabelled** (union of the qk types) | | {pct(up)} | {pct(ur)} | {self.calibration['returned']['unlabelled']} | {'met' if bars['unlabelled'] else '**not met**'} (P>=0.85) | |")
+        lines.append(
+            f"| **unlabelled** (union of the qk types) | | {pct(up)} | {pct(ur)} | {self.calibration['returned']['unlabelled']} | {'met' if bars['unlabelled'] else '**not met**'} (P>=0.85) | |"
+        )
         d = self.diagnostics
         if "raw_unlabelled" in d:
             ru = d["raw_unlabelled"]
             bh = d.get("best_head_unlabelled", {})
-            lines += ["", f"Uncalibrated, best raw head for `all` (`{bh.get('unit')}`): attention >= 0.7 lands on a gold arc {pct(bh.get('precision'))}% of the time ({bh.get('returned')} pairs)."]
-            lines += ["", f"Uncalibrated: pairs with share >= 0.7 in the {ru['n_subspaces']} label-artifact subspaces (top-3 per layer by logit spread) land on a gold arc (any label, either direction) {pct(ru['precision'])}% of the time ({ru['returned']} pairs; labelled precision of their best label {pct(ru['labelled_precision'])}%)."]
+            lines += [
+                "",
+                f"Uncalibrated, best raw head for `all` (`{bh.get('unit')}`): attention >= 0.7 lands on a gold arc {pct(bh.get('precision'))}% of the time ({bh.get('returned')} pairs).",
+            ]
+            lines += [
+                "",
+                f"Uncalibrated: pairs with share >= 0.7 in the {ru['n_subspaces']} label-artifact subspaces (top-3 per layer by logit spread) land on a gold arc (any label, either direction) {pct(ru['precision'])}% of the time ({ru['returned']} pairs; labelled precision of their best label {pct(ru['labelled_precision'])}%).",
+            ]
         lines += ["", f"### {self.model}: threshold sweep (held-out precision / recall, %)", ""]
-        ts = [t for t in self.sweep["thresholds"] if abs(t * 20 - round(t * 20)) < 1e-9 and round(t * 20) % 2 == 0 or t in (0.7,)]
+        ts = [
+            t
+            for t in self.sweep["thresholds"]
+            if (abs(t * 20 - round(t * 20)) < 1e-9 and round(t * 20) % 2 == 0) or t in (0.7,)
+        ]
         ts = sorted(set(ts))
         lines += ["| relation | " + " | ".join(f"t={t:.1f}" for t in ts) + " |", "|" + "---|" * (1 + len(ts))]
         idx = {t: self.sweep["thresholds"].index(t) for t in ts}
@@ -222,7 +280,10 @@ class EvaluationReport:
             row = self.sweep["labelled"][r] if r != "unlabelled" else self.sweep["unlabelled"]
             cells = [f"{pct(row['precision'][idx[t]])}/{pct(row['recall'][idx[t]])}" for t in ts]
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
-        lines += ["", f"Labels: {self.labels.get('n_labelled')} of {self.labels.get('n_entries')} subspaces labelled (held-out accuracy floor {ACCURACY_FLOOR}). Runtime {self.runtime_s:.0f} s."]
+        lines += [
+            "",
+            f"Labels: {self.labels.get('n_labelled')} of {self.labels.get('n_entries')} subspaces labelled (held-out accuracy floor {ACCURACY_FLOOR}). Runtime {self.runtime_s:.0f} s.",
+        ]
         return "\n".join(lines)
 
 
@@ -231,7 +292,14 @@ def _artifact_json(obj) -> str:
     import re
 
     text = json.dumps(obj, indent=1, ensure_ascii=False)
-    return re.sub(r"\[\s*([-0-9.eE, \n]+?)\s*\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text) + "\n"
+    return (
+        re.sub(
+            r"\[\s*([-0-9.eE, \n]+?)\s*\]",
+            lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+            text,
+        )
+        + "\n"
+    )
 
 
 def _short_dir(d: str) -> str:
@@ -260,10 +328,12 @@ def _new_preds(n_units: int, n_words: int) -> torch.Tensor:
 
 def gate_layers_for(n_layers: int) -> list[int]:
     """Layers whose residuals may feed a gate: all of a small model, 7 evenly spaced otherwise."""
-    return list(range(n_layers)) if n_layers <= 8 else sorted({int(round(v)) for v in np.linspace(0, n_layers - 1, 7)})
+    return list(range(n_layers)) if n_layers <= 8 else sorted({round(v) for v in np.linspace(0, n_layers - 1, 7)})
 
 
-def pass_broad(ex, corpus: Corpus, causal: bool, components: bool, quiet: bool, cache: ResidualCache | None = None) -> tuple[dict[str, UnitSet], dict[int, torch.Tensor]]:
+def pass_broad(
+    ex, corpus: Corpus, causal: bool, components: bool, quiet: bool, cache: ResidualCache | None = None
+) -> tuple[dict[str, UnitSet], dict[int, torch.Tensor]]:
     """One forward pass per batch: every attention head, head logit, rank-k truncation (and rank-1
     component), plus the word-pooled residuals of the gate layers. Returns (units, features)."""
     ad = ex.adapter
@@ -281,11 +351,19 @@ def pass_broad(ex, corpus: Corpus, causal: bool, components: bool, quiet: bool, 
                     continue
                 rank_plan.setdefault(l, {}).setdefault(k, []).append((h, len(rank_units)))
                 rank_units.append(Unit("rank_k", f"L{l}H{h}k{k}", l, h, k=k))
-    comp_units = [Unit("component", f"L{l}H{h}c{r}", l, h, k=r) for l in range(L) for h in range(H) for r in range(dh)] if components else []
+    comp_units = (
+        [Unit("component", f"L{l}H{h}c{r}", l, h, k=r) for l in range(L) for h in range(H) for r in range(dh)]
+        if components
+        else []
+    )
     out = {
-        "attention": UnitSet(att_units, _new_preds(len(att_units), n), torch.zeros(len(att_units), n, dtype=torch.float16)),
+        "attention": UnitSet(
+            att_units, _new_preds(len(att_units), n), torch.zeros(len(att_units), n, dtype=torch.float16)
+        ),
         "logit": UnitSet(log_units, _new_preds(len(log_units), n)),
-        "rank_k": UnitSet(rank_units, _new_preds(len(rank_units), n), torch.zeros(len(rank_units), n, dtype=torch.float16)),
+        "rank_k": UnitSet(
+            rank_units, _new_preds(len(rank_units), n), torch.zeros(len(rank_units), n, dtype=torch.float16)
+        ),
     }
     if components:
         out["component"] = UnitSet(comp_units, _new_preds(len(comp_units), n))
@@ -365,7 +443,12 @@ def select_best(acc: torch.Tensor, units: list[Unit], dirs: tuple[str, ...], rel
 
 
 def _entry(unit: Unit, acc: torch.Tensor, ui: int, di: int, dirs, rel: int) -> dict:
-    return {"unit": unit.id, "direction": dirs[di], "select": round(float(acc[ui, di, SELECT, rel]), 4), "heldout": round(float(acc[ui, di, HELDOUT, rel]), 4)}
+    return {
+        "unit": unit.id,
+        "direction": dirs[di],
+        "select": round(float(acc[ui, di, SELECT, rel]), 4),
+        "heldout": round(float(acc[ui, di, HELDOUT, rel]), 4),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,7 +456,18 @@ def _entry(unit: Unit, acc: torch.Tensor, ui: int, di: int, dirs, rel: int) -> d
 # --------------------------------------------------------------------------------------------------
 
 
-def pass_assemble(ex, corpus: Corpus, causal: bool, comp: UnitSet | None, comp_acc: torch.Tensor | None, logit: UnitSet, logit_acc: torch.Tensor, quiet: bool, seed: int = 0, cache: ResidualCache | None = None) -> dict[str, tuple[int, str, list[tuple[int, int]]]]:
+def pass_assemble(
+    ex,
+    corpus: Corpus,
+    causal: bool,
+    comp: UnitSet | None,
+    comp_acc: torch.Tensor | None,
+    logit: UnitSet,
+    logit_acc: torch.Tensor,
+    quiet: bool,
+    seed: int = 0,
+    cache: ResidualCache | None = None,
+) -> dict[str, tuple[int, str, list[tuple[int, int]]]]:
     """Assemble one unit per relation from rank-1 components of the heads of one layer.
 
     Start: all components of the relation's best head by full-logit accuracy on the selection part
@@ -392,7 +486,13 @@ def pass_assemble(ex, corpus: Corpus, causal: bool, comp: UnitSet | None, comp_a
     for r, rel in enumerate(REL_ALL):
         ui, di = select_best(logit_acc, logit.units, dirs, r)
         layer, h0 = logit.units[ui].layer, logit.units[ui].head
-        heads = [h for h in torch.argsort(logit_acc[layer * H:(layer + 1) * H, di, SELECT, r], descending=True, stable=True).tolist() if h != h0][:2]
+        heads = [
+            h
+            for h in torch.argsort(
+                logit_acc[layer * H : (layer + 1) * H, di, SELECT, r], descending=True, stable=True
+            ).tolist()
+            if h != h0
+        ][:2]
         pool = [(h0, c) for c in range(dh)] + [(h, c) for h in heads for c in range(dh)]
         if comp is not None:
             in_layer = torch.arange(layer * H * dh, (layer + 1) * H * dh)
@@ -459,7 +559,10 @@ def pass_assemble(ex, corpus: Corpus, causal: bool, comp: UnitSet | None, comp_a
                 tot += (trial.argmax(-1) == T[:, None]).float().sum(0)
             return tot
 
-        base = sum(float((cur.masked_fill(bad, float("-inf")).argmax(-1) == T).float().sum()) for (R, T), cur, bad in zip(data, curs, ninf))
+        base = sum(
+            float((cur.masked_fill(bad, float("-inf")).argmax(-1) == T).float().sum())
+            for (R, T), cur, bad in zip(data, curs, ninf)
+        )
         for _ in range(MAX_STEPS):
             add = hits(1.0).masked_fill(chosen, -1.0)
             rem = hits(-1.0).masked_fill(~chosen, -1.0)
@@ -473,7 +576,10 @@ def pass_assemble(ex, corpus: Corpus, causal: bool, comp: UnitSet | None, comp_a
             chosen[j] = sign > 0
             curs = [cur + sign * R[:, j, :] for (R, _), cur in zip(data, curs)]
         out[rel] = (layer, direction, sorted(pool[j] for j in torch.nonzero(chosen).flatten().tolist()))
-        _log(f"assembled {rel}: L{layer} {direction}, {int(chosen.sum())} components, selection {base / max(n, 1):.3f} on {n} arcs", quiet)
+        _log(
+            f"assembled {rel}: L{layer} {direction}, {int(chosen.sum())} components, selection {base / max(n, 1):.3f} on {n} arcs",
+            quiet,
+        )
     _log(f"assembly pass: {time.time() - t0:.0f} s", quiet)
     return out
 
@@ -483,7 +589,9 @@ def pass_assemble(ex, corpus: Corpus, causal: bool, comp: UnitSet | None, comp_a
 # --------------------------------------------------------------------------------------------------
 
 
-def pass_specific(ex, corpus: Corpus, causal: bool, assembled: list[Unit], quiet: bool, cache: ResidualCache | None = None) -> UnitSet:
+def pass_specific(
+    ex, corpus: Corpus, causal: bool, assembled: list[Unit], quiet: bool, cache: ResidualCache | None = None
+) -> UnitSet:
     """Word-level attention share (argmax and its value) of each assembled unit, on every word."""
     ad = ex.adapter
     n = corpus.n_words
@@ -499,7 +607,9 @@ def pass_specific(ex, corpus: Corpus, causal: bool, assembled: list[Unit], quiet
         rot = acts.rotary
         if rot is not None:
             rot = (rot[0].float(), rot[1].float())
-        logits = torch.stack([assembled_logits(factors[u.layer], acts.residuals[u.layer].float(), rot, u.components) for u in assembled])
+        logits = torch.stack(
+            [assembled_logits(factors[u.layer], acts.residuals[u.layer].float(), rot, u.components) for u in assembled]
+        )
         p, v = masked_argmax(pool_to(share(logits, amask), wb), wb)
         _store(us, slice(None), wb, p, v)
     _log(f"assembled-share pass: {time.time() - t0:.0f} s", quiet)
@@ -514,7 +624,9 @@ def pass_specific(ex, corpus: Corpus, causal: bool, assembled: list[Unit], quiet
 def _gold_sets(corpus: Corpus):
     """Directed labelled arcs {(rel_idx, dep, head)} and undirected unlabelled {(min, max)} (global)."""
     lab = set(zip(corpus.arc_rel.tolist(), corpus.arc_dep.tolist(), corpus.arc_head.tolist()))
-    unl = set(zip(np.minimum(corpus.arc_dep, corpus.arc_head).tolist(), np.maximum(corpus.arc_dep, corpus.arc_head).tolist()))
+    unl = set(
+        zip(np.minimum(corpus.arc_dep, corpus.arc_head).tolist(), np.maximum(corpus.arc_dep, corpus.arc_head).tolist())
+    )
     return lab, unl
 
 
@@ -543,7 +655,9 @@ def query_target(corpus: Corpus, rel: str, direction: str) -> np.ndarray:
     return y
 
 
-def pr_at(scores: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_gold: int, t: float) -> tuple[float | None, float, int]:
+def pr_at(
+    scores: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_gold: int, t: float
+) -> tuple[float | None, float, int]:
     ret = mask & (scores >= t)
     n = int(ret.sum())
     tp = int((ret & correct).sum())
@@ -555,7 +669,9 @@ def pr_at(scores: np.ndarray, correct: np.ndarray, mask: np.ndarray, n_gold: int
 # --------------------------------------------------------------------------------------------------
 
 
-def _plots(plots_dir: Path, model: str, att_acc: torch.Tensor, L: int, H: int, dirs, sweep: dict, causal: bool) -> list[str]:
+def _plots(
+    plots_dir: Path, model: str, att_acc: torch.Tensor, L: int, H: int, dirs, sweep: dict, causal: bool
+) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -580,9 +696,12 @@ def _plots(plots_dir: Path, model: str, att_acc: torch.Tensor, L: int, H: int, d
         ax.set_ylabel("layer", fontsize=8)
         ax.tick_params(labelsize=7)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    for ax in list(axes.flat)[len(rels):]:
+    for ax in list(axes.flat)[len(rels) :]:
         ax.axis("off")
-    fig.suptitle(f"{model}: held-out accuracy of each raw attention head (Clark et al.'s protocol{', visible direction' if causal else ''})", fontsize=10)
+    fig.suptitle(
+        f"{model}: held-out accuracy of each raw attention head (Clark et al.'s protocol{', visible direction' if causal else ''})",
+        fontsize=10,
+    )
     fig.tight_layout()
     p = plots_dir / f"{slug}-heads.png"
     fig.savefig(p, dpi=110)
@@ -597,7 +716,7 @@ def _plots(plots_dir: Path, model: str, att_acc: torch.Tensor, L: int, H: int, d
         P = np.array([np.nan if v is None else v for v in row["precision"]], dtype=float)
         R = np.array(row["recall"], dtype=float)
         style = dict(lw=2.5, color="black") if rel == "unlabelled" else dict(lw=1.2)
-        line, = a1.plot(R, P, marker=".", ms=3, label=rel, **style)
+        (line,) = a1.plot(R, P, marker=".", ms=3, label=rel, **style)
         a1.plot([R[k7]], [P[k7]], "o", color=line.get_color(), ms=7, mfc="none")
         a2.plot(ts, P, marker=".", ms=3, label=rel, **style)
     a1.axhline(LABELLED_BAR[0], ls=":", color="grey")
@@ -655,8 +774,8 @@ def run_evaluation(
             for ``assembled``); default: only when the model has at most COMPONENT_LIMIT of them.
         loaded: an already loaded ``LoadedModel`` (skips loading).
     """
-    from .adapters import load_model
-    from .extractor import KnowledgeGraphExtractor
+    from pipeline.model.adapters import load_model
+    from pipeline.model.extractor import KnowledgeGraphExtractor
 
     t_start = time.time()
     torch.manual_seed(seed)
@@ -673,12 +792,44 @@ def run_evaluation(
     _log(f"{lm.name}: {len(corpus.sentences)} sentences, {corpus.n_words} words, {len(corpus.arc_rel)} arcs", quiet)
     cache = ResidualCache()
     try:
-        return _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentences, conllu_path, plots_dir, write_labels, labels_out, t_start, cache)
+        return _run(
+            ex,
+            lm,
+            corpus,
+            causal,
+            components,
+            quiet,
+            seed,
+            select_on,
+            max_sentences,
+            conllu_path,
+            plots_dir,
+            write_labels,
+            labels_out,
+            t_start,
+            cache,
+        )
     finally:
         cache.close()
 
 
-def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentences, conllu_path, plots_dir, write_labels, labels_out, t_start, cache) -> EvaluationReport:
+def _run(
+    ex,
+    lm,
+    corpus,
+    causal,
+    components,
+    quiet,
+    seed,
+    select_on,
+    max_sentences,
+    conllu_path,
+    plots_dir,
+    write_labels,
+    labels_out,
+    t_start,
+    cache,
+) -> EvaluationReport:
     ad = ex.adapter
     L, H = ad.n_layers, ad.n_heads
     dirs = directions(causal)
@@ -688,7 +839,10 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
         broad, feats = pass_broad(ex, corpus, causal, components, quiet, cache)
         timings["broad_pass_s"] = round(time.time() - t, 1)
         off_units = [Unit("offset", f"{o:+d}", offset=o) for o in OFFSETS]
-        broad["offset"] = UnitSet(off_units, torch.from_numpy(np.stack([offset_predictions(corpus, o, causal) for o in OFFSETS])).to(torch.int8))
+        broad["offset"] = UnitSet(
+            off_units,
+            torch.from_numpy(np.stack([offset_predictions(corpus, o, causal) for o in OFFSETS])).to(torch.int8),
+        )
         acc = {m: accuracy_table(corpus, us.preds, causal) for m, us in broad.items()}
 
         selected: dict[str, dict] = {rel: {} for rel in REL_ALL}
@@ -702,7 +856,18 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
         # assembled units
         assembled_units: list[Unit] = []
         t = time.time()
-        plan = pass_assemble(ex, corpus, causal, broad.get("component"), acc.get("component"), broad["logit"], acc["logit"], quiet, seed, cache)
+        plan = pass_assemble(
+            ex,
+            corpus,
+            causal,
+            broad.get("component"),
+            acc.get("component"),
+            broad["logit"],
+            acc["logit"],
+            quiet,
+            seed,
+            cache,
+        )
         timings["assembly_pass_s"] = round(time.time() - t, 1)
         for rel, (layer, direction, comps) in plan.items():
             uid = assembled_id(layer, comps)
@@ -728,7 +893,10 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
                 ui = [u.id for u in assembled_units].index(assembled_id(layer, comps))
                 # direction: the better one on the selection part for this unit
                 di = int(torch.argmax(acc["assembled"][ui, :, SELECT, r]))
-                selected[rel]["assembled"] = _entry(assembled_units[ui], acc["assembled"], ui, di, dirs, r) | {"_ui": ui, "_di": di}
+                selected[rel]["assembled"] = _entry(assembled_units[ui], acc["assembled"], ui, di, dirs, r) | {
+                    "_ui": ui,
+                    "_di": di,
+                }
 
         # qk units
         gold_lab, gold_unl = _gold_sets(corpus)
@@ -759,14 +927,18 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
             q, tgt = arc_query_target(corpus, direction)
             for kind in ("qk", "qk_query"):
                 if kind == "qk":  # endpoint gate: the query word and the word it attaches to
-                    feat = {l: (lambda f=f: torch.cat([f[fm].float(), f[key[fm]].float()], 1)) for l, f in feats.items()}
+                    feat = {
+                        l: (lambda f=f: torch.cat([f[fm].float(), f[key[fm]].float()], 1)) for l, f in feats.items()
+                    }
                     gate = fit_gate(feat, y, groups, endpoints="query+key")
                     f = feats[gate.layer]
                     X = torch.cat([f.float(), f[key].float()], 1)
                     qk_layer = gate.layer
                 else:  # query-side gate only, on the layer chosen for the endpoint gate
                     f = feats[qk_layer]
-                    gate = fit_gate({qk_layer: lambda f=f: f[fm].float()}, y, groups, l2_grid=(1e-2,), endpoints="query")
+                    gate = fit_gate(
+                        {qk_layer: lambda f=f: f[fm].float()}, y, groups, l2_grid=(1e-2,), endpoints="query"
+                    )
                     X = feats[gate.layer].float()
                 g = gate.prob(X).numpy()
                 score = g * top
@@ -779,9 +951,28 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
                     am = corpus.arc_mask(rel, sp)
                     gated[sp] = float(((preds[q[am]] == tgt[am]) & (g[q[am]] >= GATE_ON)).mean()) if am.any() else 0.0
                 qid = f"{'qk' if kind == 'qk' else 'qkq'}:{rel}:{unit.id}"
-                selected[rel][kind] = {"unit": qid, "attachment": unit.id, "attachment_method": m, "direction": direction, "gate_layer": gate.layer, "select": round(gated[SELECT], 4), "heldout": round(gated[HELDOUT], 4), "attachment_heldout": round(float(acc[m][ui, di, HELDOUT, r]), 4)}
+                selected[rel][kind] = {
+                    "unit": qid,
+                    "attachment": unit.id,
+                    "attachment_method": m,
+                    "direction": direction,
+                    "gate_layer": gate.layer,
+                    "select": round(gated[SELECT], 4),
+                    "heldout": round(gated[HELDOUT], 4),
+                    "attachment_heldout": round(float(acc[m][ui, di, HELDOUT, r]), 4),
+                }
                 if kind == "qk":
-                    qk_units[rel] = dict(unit=unit, method=m, direction=direction, gate=gate, knots=knots, calibrated=calibrated, correct=correct, preds=preds, score=score)
+                    qk_units[rel] = dict(
+                        unit=unit,
+                        method=m,
+                        direction=direction,
+                        gate=gate,
+                        knots=knots,
+                        calibrated=calibrated,
+                        correct=correct,
+                        preds=preds,
+                        score=score,
+                    )
                 else:
                     n_gold = int(corpus.arc_mask(rel, HELDOUT).sum())
                     p, rc, n = pr_at(calibrated, correct, split == HELDOUT, n_gold, DEFAULT_THRESHOLD)
@@ -861,8 +1052,17 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
                 "direction": direction,
                 "accuracy": round(held_acc, 4),
                 "select_accuracy": round(float(acc["rank_k"][ui, di, SELECT, REL_ALL.index(rel)]), 4),
-                "heldout_at_threshold": {"precision": None if p is None else round(p, 4), "recall": round(rc, 4), "returned": n},
-                "calibration": {"x": xs, "y": ys, "target": f"pair (query, argmax) is a gold {rel} arc ({direction})", "score": "word-level attention share of the subspace"},
+                "heldout_at_threshold": {
+                    "precision": None if p is None else round(p, 4),
+                    "recall": round(rc, 4),
+                    "returned": n,
+                },
+                "calibration": {
+                    "x": xs,
+                    "y": ys,
+                    "target": f"pair (query, argmax) is a gold {rel} arc ({direction})",
+                    "score": "word-level attention share of the subspace",
+                },
             }
             # uncalibrated unlabelled precision at share >= 0.7
             idx = np.nonzero(held & has & (top >= DEFAULT_THRESHOLD))[0]
@@ -879,7 +1079,11 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
         idx = np.nonzero(held & (pa >= 0) & (va >= DEFAULT_THRESHOLD))[0]
         j = gpos[idx] + pa[idx]
         hp = set(zip(np.minimum(idx, j).tolist(), np.maximum(idx, j).tolist()))
-        best_head_unl = {"unit": att_all["unit"], "precision": round(len(hp & held_unl) / len(hp), 4) if hp else None, "returned": len(hp)}
+        best_head_unl = {
+            "unit": att_all["unit"],
+            "precision": round(len(hp & held_unl) / len(hp), 4) if hp else None,
+            "returned": len(hp),
+        }
         for rel, qu in qk_units.items():
             u = qu["unit"]
             xs, ys = compress_knots(*qu["knots"])
@@ -891,10 +1095,27 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
                 "direction": qu["direction"],
                 "accuracy": e["heldout"],
                 "select_accuracy": e["select"],
-                "attachment": {"id": u.id, "method": qu["method"], "layer": u.layer, "head": u.head, "k": u.k, "components": [list(c) for c in u.components], "heldout_accuracy": e["attachment_heldout"]},
-                "heldout_at_threshold": {"precision": calib["labelled"][rel][0], "recall": calib["labelled"][rel][1], "returned": calib["returned"][rel]},
+                "attachment": {
+                    "id": u.id,
+                    "method": qu["method"],
+                    "layer": u.layer,
+                    "head": u.head,
+                    "k": u.k,
+                    "components": [list(c) for c in u.components],
+                    "heldout_accuracy": e["attachment_heldout"],
+                },
+                "heldout_at_threshold": {
+                    "precision": calib["labelled"][rel][0],
+                    "recall": calib["labelled"][rel][1],
+                    "returned": calib["returned"][rel],
+                },
                 "gate": qu["gate"].to_json(),
-                "calibration": {"x": xs, "y": ys, "target": f"pair (query, argmax) is a gold {rel} arc ({qu['direction']})", "score": "gate(query) x word-level attention share"},
+                "calibration": {
+                    "x": xs,
+                    "y": ys,
+                    "target": f"pair (query, argmax) is a gold {rel} arc ({qu['direction']})",
+                    "score": "gate(query) x word-level attention share",
+                },
             }
         timings["labels_s"] = round(time.time() - t, 1)
 
@@ -916,14 +1137,29 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
         "n_words": corpus.n_words,
         "skipped_arcs": int(sum(s.n_skipped for s in corpus.sentences)),
         "unaligned_words": int((~corpus.word_valid).sum()),
-        "raw_unlabelled": {"n_subspaces": len(label_ids), "precision": None if raw_prec is None else round(raw_prec, 4), "returned": len(raw_pairs), "labelled_precision": round(raw_lab_tp / raw_n, 4) if raw_n else None},
+        "raw_unlabelled": {
+            "n_subspaces": len(label_ids),
+            "precision": None if raw_prec is None else round(raw_prec, 4),
+            "returned": len(raw_pairs),
+            "labelled_precision": round(raw_lab_tp / raw_n, 4) if raw_n else None,
+        },
         "best_head_unlabelled": best_head_unl,
         "gate_threshold": GATE_ON,
         "prefix_token": corpus.sentences[0].ids[0] if causal else None,
     }
     report = EvaluationReport(
-        model=lm.name, source=corpus.source, split=corpus.split_rule, causal=causal, counts=counts, accuracy=accuracy,
-        selected=selected, calibration=calib, sweep=sweep, labels=labels_info, diagnostics=diagnostics, runtime_s=0.0,
+        model=lm.name,
+        source=corpus.source,
+        split=corpus.split_rule,
+        causal=causal,
+        counts=counts,
+        accuracy=accuracy,
+        selected=selected,
+        calibration=calib,
+        sweep=sweep,
+        labels=labels_info,
+        diagnostics=diagnostics,
+        runtime_s=0.0,
     )
     if write_labels:
         out = Path(labels_out) if labels_out is not None else labels_path(lm.name)
@@ -934,7 +1170,10 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
             "data_source": corpus.source,
             "split": corpus.split_rule,
             "date": _dt.date.today().isoformat(),
-            "generated_by": f"python -m pipeline.evaluation {conllu_path} --model {lm.name} --write-labels" + (f" --select-on {select_on}" if select_on else "") + (f" --max-sentences {max_sentences}" if max_sentences else "") + (" --components" if "component" in broad and L * H * ad.d_head > COMPONENT_LIMIT else ""),
+            "generated_by": f"python -m pipeline.evaluation {conllu_path} --model {lm.name} --write-labels"
+            + (f" --select-on {select_on}" if select_on else "")
+            + (f" --max-sentences {max_sentences}" if max_sentences else "")
+            + (" --components" if "component" in broad and L * H * ad.d_head > COMPONENT_LIMIT else ""),
             "accuracy_floor": ACCURACY_FLOOR,
             "protocol": "Clark et al. 2019 word-level argmax; accuracy is held-out; calibration is isotonic (PAV) fitted on the selection part",
             "default_threshold": DEFAULT_THRESHOLD,
@@ -957,9 +1196,14 @@ def _run(ex, lm, corpus, causal, components, quiet, seed, select_on, max_sentenc
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.evaluation", description="Dependency-relation fidelity of a model's QK circuits (Clark et al.'s protocol) on CoNLL-U gold trees.")
+    ap = argparse.ArgumentParser(
+        prog="python -m pipeline.evaluation",
+        description="Dependency-relation fidelity of a model's QK circuits (Clark et al.'s protocol) on CoNLL-U gold trees.",
+    )
     ap.add_argument("conllu", help="gold CoNLL-U file (scored; also the selection part unless --select-on)")
-    ap.add_argument("--model", default="all-minilm-l6-v2", help="all-minilm-l6-v2 (default) or smollm2, or a model path")
+    ap.add_argument(
+        "--model", default="all-minilm-l6-v2", help="all-minilm-l6-v2 (default) or smollm2, or a model path"
+    )
     ap.add_argument("--json", action="store_true", help="end the output with one line of JSON")
     ap.add_argument("--plots", metavar="DIR", help="write PNG heatmaps and precision/recall curves to DIR")
     ap.add_argument("--select-on", metavar="FILE", help="choose units on this CoNLL-U file and score all of CONLLU")
@@ -967,18 +1211,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-labels", action="store_true", help="write pipeline/data/labels-<model>.json")
     ap.add_argument("--labels-out", metavar="FILE", help="write the label artifact here instead")
     comp = ap.add_mutually_exclusive_group()
-    comp.add_argument("--components", dest="components", action="store_true", default=None, help=f"sweep every rank-1 component (default: only for models with at most {COMPONENT_LIMIT})")
-    comp.add_argument("--no-components", dest="components", action="store_false", help="skip the rank-1 component sweep")
+    comp.add_argument(
+        "--components",
+        dest="components",
+        action="store_true",
+        default=None,
+        help=f"sweep every rank-1 component (default: only for models with at most {COMPONENT_LIMIT})",
+    )
+    comp.add_argument(
+        "--no-components", dest="components", action="store_false", help="skip the rank-1 component sweep"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("QKGRAPH_EVAL_THREADS", "1")), help="torch CPU threads (default 1)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("QKGRAPH_EVAL_THREADS", "1")),
+        help="torch CPU threads (default 1)",
+    )
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(max(1, args.threads))
     report = run_evaluation(
-        args.conllu, model=args.model, select_on=args.select_on, max_sentences=args.max_sentences,
-        plots_dir=args.plots, seed=args.seed, write_labels=args.write_labels or bool(args.labels_out),
-        labels_out=args.labels_out, components=args.components, quiet=args.quiet,
+        args.conllu,
+        model=args.model,
+        select_on=args.select_on,
+        max_sentences=args.max_sentences,
+        plots_dir=args.plots,
+        seed=args.seed,
+        write_labels=args.write_labels or bool(args.labels_out),
+        labels_out=args.labels_out,
+        components=args.components,
+        quiet=args.quiet,
     )
     print(report.to_markdown())
     if args.json:

@@ -34,7 +34,7 @@ from typing import Any
 
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
-from .graph import KnowledgeGraph
+from pipeline.graph import KnowledgeGraph
 
 #: Colour-blind friendly palette (Okabe-Ito, then Tableau-ish extras); categories get colours in order.
 PALETTE: tuple[str, ...] = (
@@ -222,9 +222,7 @@ def write_html(
     return path
 
 
-def _postprocess(
-    page: str, title: str, shown_nodes: int, all_nodes: int, shown_rels: int, all_rels: int
-) -> str:
+def _postprocess(page: str, title: str, shown_nodes: int, all_nodes: int, shown_rels: int, all_rels: int) -> str:
     """Fixed container id, our title, a footer saying what is shown, and the render probe."""
     match = _CONTAINER_ID_RE.search(page)
     if match:

@@ -1,12 +1,15 @@
 """A throwaway Neo4j 5.26 Community server for tests and for users without Docker.
 
-The server is the embedded DBMS started by the small Java launcher in ``tools/neo4j`` (built by
-Maven from Maven Central). It listens for Bolt on 127.0.0.1 at a port the caller chooses, keeps its
+The server is the embedded DBMS started by the small Java launcher whose sources ship inside this
+package (``pipeline/store/launcher``, also visible as ``tools/neo4j`` in a checkout). Maven builds it
+from Maven Central on first use into a per-user cache folder keyed by the sources' hash, so a wheel
+install works as well as a checkout. It listens for Bolt on 127.0.0.1 at a port the caller chooses, keeps its
 store in a fresh directory per start, and has auth disabled unless asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -18,10 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import QkgraphError
+from pipeline.errors import QkgraphError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LAUNCHER_DIR = Path(os.environ.get("QKGRAPH_NEO4J_LAUNCHER", REPO_ROOT / "tools" / "neo4j"))
+#: The launcher's Maven project (pom.xml + src/), package data; QKGRAPH_NEO4J_LAUNCHER overrides it.
+LAUNCHER_DIR = Path(os.environ.get("QKGRAPH_NEO4J_LAUNCHER", Path(__file__).resolve().parent / "launcher"))
+#: Where Maven builds it; default ``$XDG_CACHE_HOME/qkgraph/neo4j-launcher-<hash of the sources>``.
+BUILD_DIR_ENV = "QKGRAPH_NEO4J_BUILD_DIR"
 READY_MARKER = "QKGRAPH_NEO4J_READY"
 
 # Neo4j reaches into JDK internals (direct buffers, unsafe memory access) and on Java 17 needs these
@@ -47,16 +52,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _launcher_sources() -> list[Path]:
+    return [LAUNCHER_DIR / "pom.xml", *sorted((LAUNCHER_DIR / "src").rglob("*.java"))]
+
+
+def launcher_build_dir() -> Path:
+    """The folder Maven builds the launcher into (classes/ and lib/ inside it)."""
+    env = os.environ.get(BUILD_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    digest = hashlib.sha256()
+    for path in _launcher_sources():
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "qkgraph" / f"neo4j-launcher-{digest.hexdigest()[:12]}"
+
+
 def ensure_launcher_built(quiet: bool = True) -> Path:
-    """Build the launcher with Maven if its classes or jars are missing; return the target dir."""
-    target = LAUNCHER_DIR / "target"
+    """Build the launcher with Maven if its classes or jars are missing; return its build folder."""
+    target = launcher_build_dir()
     if (target / "classes" / "qkgraph" / "Neo4jDev.class").exists() and (target / "lib").is_dir():
         return target
+    if not (LAUNCHER_DIR / "pom.xml").is_file():
+        raise QkgraphError(f"the Neo4j launcher sources are missing: no {LAUNCHER_DIR / 'pom.xml'}")
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise QkgraphError("Maven (mvn) is needed to build the Neo4j launcher; install it or run `make setup`")
-    cmd = [mvn, "-B", "-f", str(LAUNCHER_DIR / "pom.xml"), "package"] + (["-q"] if quiet else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+        raise QkgraphError("Maven (mvn) is needed to build the Neo4j launcher; install it (apt-get install maven)")
+    cmd = [mvn, "-B", "-f", str(LAUNCHER_DIR / "pom.xml"), f"-Dqkgraph.build.dir={target}", "package"]
+    proc = subprocess.run(cmd + (["-q"] if quiet else []), capture_output=True, text=True)
     if proc.returncode != 0:
         raise QkgraphError(f"building the Neo4j launcher failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return target
@@ -116,7 +140,7 @@ class Neo4jDevServer:
             args.append("--auth")
         return args
 
-    def start(self) -> "Neo4jDevServer":
+    def start(self) -> Neo4jDevServer:
         if self.process is not None:
             raise QkgraphError("this Neo4j dev server is already started")
         if self.port is None:
@@ -175,8 +199,16 @@ class Neo4jDevServer:
     def log(self) -> list[str]:
         return list(self._log)
 
-    def __enter__(self) -> "Neo4jDevServer":
+    def __enter__(self) -> Neo4jDevServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":  # `python -m pipeline.store.dev_server --build`: what `make setup` runs
+    import sys
+
+    if sys.argv[1:] != ["--build"]:
+        sys.exit("usage: python -m pipeline.store.dev_server --build")
+    print(ensure_launcher_built(quiet=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import AttentionAdapter, LayerQK, split_linear
+from pipeline.model.adapters.base import AttentionAdapter, LayerQK, split_linear
 
 
 class LlamaAdapter(AttentionAdapter):

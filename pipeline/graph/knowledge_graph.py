@@ -51,8 +51,8 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from .errors import QkgraphError
-from .types import DocumentAnalysis
+from pipeline.errors import QkgraphError
+from pipeline.types import DocumentAnalysis
 
 AddResult = Literal["added", "unchanged", "replaced"]
 EdgeId = tuple[str, str, str]  # (source node key, target node key, relation id)

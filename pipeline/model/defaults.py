@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from pipeline.errors import ModelNotFoundError
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
 """The name users pass (``--model all-minilm-l6-v2``) to get the packaged default."""
@@ -30,9 +30,7 @@ def _locate(distribution: str, relative: str, hint: str) -> Path:
     try:
         dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError as exc:
-        raise ModelNotFoundError(
-            f"the model package {distribution!r} is not installed; {hint}"
-        ) from exc
+        raise ModelNotFoundError(f"the model package {distribution!r} is not installed; {hint}") from exc
     path = Path(str(dist.locate_file(relative)))
     if not path.exists():
         raise ModelNotFoundError(

@@ -108,7 +108,15 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, l2: float, iters: int = 100) 
     y = y.double()
     w = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=iters,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
 
     def closure():
         opt.zero_grad()
@@ -130,7 +138,16 @@ class Gate:
     concatenation [r_l(i), r_l(j)] where j is the word the unit attaches i to (its argmax).
     """
 
-    def __init__(self, layer: int, mean: torch.Tensor, std: torch.Tensor, w: torch.Tensor, b: float, l2: float, endpoints: str = "query") -> None:
+    def __init__(
+        self,
+        layer: int,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        w: torch.Tensor,
+        b: float,
+        l2: float,
+        endpoints: str = "query",
+    ) -> None:
         self.layer, self.mean, self.std, self.w, self.b, self.l2 = layer, mean, std, w, b, l2
         self.endpoints = endpoints
 
@@ -149,7 +166,12 @@ class Gate:
         return {
             "kind": "logistic",
             "endpoints": self.endpoints,
-            "feature": what + (" for the query word, then the same for the word it attaches to (concatenated)" if self.endpoints == "query+key" else " for the query word"),
+            "feature": what
+            + (
+                " for the query word, then the same for the word it attaches to (concatenated)"
+                if self.endpoints == "query+key"
+                else " for the query word"
+            ),
             "formula": "p = sigmoid(weights . features + bias)",
             "layer": self.layer,
             "l2": self.l2,
@@ -158,13 +180,15 @@ class Gate:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Gate":
+    def from_json(cls, d: dict) -> Gate:
         w = torch.tensor(d["weights"], dtype=torch.float64)
         if "mean" in d:  # standardised form (mean/std kept apart)
             mean, std = torch.tensor(d["mean"], dtype=torch.float64), torch.tensor(d["std"], dtype=torch.float64)
         else:
             mean, std = torch.zeros_like(w), torch.ones_like(w)
-        return cls(int(d["layer"]), mean, std, w, float(d["bias"]), float(d.get("l2", 0.0)), d.get("endpoints", "query"))
+        return cls(
+            int(d["layer"]), mean, std, w, float(d["bias"]), float(d.get("l2", 0.0)), d.get("endpoints", "query")
+        )
 
 
 def _standardise(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -180,7 +204,14 @@ def _inner_loss(Z: torch.Tensor, y: torch.Tensor, inner: torch.Tensor, l2: float
     return float(torch.nn.functional.binary_cross_entropy_with_logits(z, y[~inner].double()))
 
 
-def fit_gate(features: dict, y: torch.Tensor, groups: np.ndarray, l2_grid=(1e-3, 1e-2, 1e-1), l2_probe: float = 1e-2, endpoints: str = "query") -> Gate:
+def fit_gate(
+    features: dict,
+    y: torch.Tensor,
+    groups: np.ndarray,
+    l2_grid=(1e-3, 1e-2, 1e-1),
+    l2_probe: float = 1e-2,
+    endpoints: str = "query",
+) -> Gate:
     """Fit the gate on selection words. ``features``: layer -> [n, d] word features (or a callable
     returning them, so only one layer's features are materialised at a time). On a document-level
     inner split (even ``groups`` fit, odd ones validate) the layer is chosen with L2 = ``l2_probe``,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .extractor import KnowledgeGraphExtractor, RelationalSubspace
-from .types import Document, DocumentAnalysis, Span, SpanRelation
+from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
+from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 log = logging.getLogger("qkgraph.relations")
 
@@ -97,7 +97,9 @@ def make_windows(
     return windows, split
 
 
-def _split_sentence(tokenizer, text: str, sentence: tuple[int, int], index: int, doc_index: int, budget: int) -> list[Window]:
+def _split_sentence(
+    tokenizer, text: str, sentence: tuple[int, int], index: int, doc_index: int, budget: int
+) -> list[Window]:
     """Cut an over-long sentence at whitespace into pieces of at most ``budget`` subwords."""
     a, b = sentence
     enc = tokenizer(text[a:b], add_special_tokens=False, return_offsets_mapping=True)
@@ -207,8 +209,14 @@ class RelationExtractor:
 
     def _score(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
         texts = [pending[w.doc_index].document.text[w.start : w.end] for w in windows]
-        enc = self.tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_tokens,
-                       return_offsets_mapping=True)
+        enc = self.tok(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_offsets_mapping=True,
+        )
         offsets = enc.pop("offset_mapping")
         scores, _, _ = self.ex.relation_scores(enc["input_ids"], self.subspaces, attention_mask=enc["attention_mask"])
         ids = [s.id for s in self.subspaces]
@@ -219,7 +227,11 @@ class RelationExtractor:
             p.n_tokens += n_real
             self.stats.tokens += n_real
             owned = set(w.owned)
-            idx = [k for k, s in enumerate(p.spans) if s.sent_index in owned and s.start_char >= w.start and s.end_char <= w.end]
+            idx = [
+                k
+                for k, s in enumerate(p.spans)
+                if s.sent_index in owned and s.start_char >= w.start and s.end_char <= w.end
+            ]
             if len(idx) >= 2:
                 spans = [p.spans[k] for k in idx]
                 member = membership(spans, offsets[b], w.start)

@@ -125,7 +125,9 @@ class AttentionAdapter(ABC):
         }
 
 
-def split_linear(weight: torch.Tensor, bias: torch.Tensor | None, n: int, d_head: int) -> tuple[torch.Tensor, torch.Tensor]:
+def split_linear(
+    weight: torch.Tensor, bias: torch.Tensor | None, n: int, d_head: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Split an nn.Linear (weight [n*d_head, d_model]) into per-head [n, d_model, d_head] and bias [n, d_head]."""
     d_model = weight.shape[1]
     w = weight.detach().reshape(n, d_head, d_model).transpose(1, 2).contiguous()

@@ -1,0 +1,1 @@
+"""Stage 3, the model: architecture adapters, activations, factored QK circuits, the extractor."""
