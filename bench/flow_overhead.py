@@ -102,7 +102,8 @@ def main() -> None:
 
     import torch
 
-    from flows.ingest import get_models, ingest_flow
+    from flows.analysis import get_models
+    from flows.ingest import ingest_flow
     from flows.scale_out import ingest_flow_on_dask
     from pipeline.graph import KnowledgeGraph
     from pipeline.ingest import IngestSettings, analyze_documents

@@ -4,7 +4,7 @@
   address it starts a ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each
   for the flow run and closes it afterwards.
 * Only ``analyse-batch`` runs on the workers (each worker loads the model once, then keeps it:
-  ``flows.ingest.get_models``). Upserts to Neo4j and the file output stay in the flow process, in
+  ``flows.analysis.get_models``). Upserts to Neo4j and the file output stay in the flow process, in
   document order (see docs/flows.md: one writer, no deadlocks, same graph as one process).
 * Task runs on Dask workers report to the Prefect API of the flow run. Point the flow process at a
   Prefect server (``PREFECT_API_URL``); without one Prefect starts a temporary ("ephemeral")
@@ -54,7 +54,7 @@ def ingest_flow_on_dask(address: str | None = None, n_workers: int = 2) -> Any:
     return ingest_flow.with_options(task_runner=dask_task_runner(address, n_workers))
 
 
-def run_ingest(*, dask_address: str | None = None, dask_workers: int = 0, **parameters: Any) -> dict[str, Any]:
+def run_flow_once(*, dask_address: str | None = None, dask_workers: int = 0, **parameters: Any) -> dict[str, Any]:
     """Run the ingest flow once: on Dask when ``dask_address`` or ``dask_workers`` > 0, else in-process."""
     if dask_address or dask_workers:
         if not os.environ.get("PREFECT_API_URL"):

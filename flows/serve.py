@@ -24,6 +24,8 @@ from typing import Any
 
 import typer
 
+from pipeline.model.defaults import DEFAULT_MODEL
+
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_NAME = "qkgraph-nightly"
 
@@ -38,7 +40,7 @@ def ingest_parameters(
     *,
     out: str | None = None,
     html: str | None = None,
-    model: str = "all-minilm-l6-v2",
+    model: str = DEFAULT_MODEL,
     layers: str = "all",
     top_k: int = 3,
     threshold: float = 0.7,
@@ -116,7 +118,7 @@ def serve_ingest(
     neo4j_password_secret: str | None = None,
     dask_address: str | None = None,
     dask_workers: int = 0,
-    model: str = "all-minilm-l6-v2",
+    model: str = DEFAULT_MODEL,
     layers: str = "all",
     top_k: int = 3,
     threshold: float = 0.7,
@@ -161,7 +163,7 @@ def serve_command(
         None, help="GraphML output, merged run after run (default out/graph.graphml without Neo4j)."
     ),
     html: str | None = typer.Option(None, help="Also write the interactive HTML view here."),
-    model: str = typer.Option("all-minilm-l6-v2", help="Model name, folder or .gguf file."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model name, folder or .gguf file."),
     layers: str = typer.Option("all", help="Layers: all, 0,2,4 or 1-3."),
     top_k: int = typer.Option(3, "--top-k", help="Relation types per layer."),
     threshold: float = typer.Option(0.7, help="Pooled attention share threshold (0..1)."),
@@ -197,7 +199,7 @@ def serve_command(
         from prefect.schedules import Cron
 
         Cron(cron)
-    except Exception as exc:
+    except ValueError as exc:  # pydantic's ValidationError and croniter's errors are ValueErrors
         raise typer.BadParameter(f"--cron {cron!r} is not a cron expression: {exc}") from None
     typer.echo(f"serving {name!r} on {cron!r}: sources {', '.join(source)}; Ctrl-C stops it")
     serve_ingest(

@@ -6,11 +6,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 from pipeline.errors import QkgraphError
+from pipeline.ingest.settings import DEFAULT_OUT, DEFAULT_THRESHOLD, DEFAULT_TOP_K
+from pipeline.model.defaults import DEFAULT_MODEL
 
 app = typer.Typer(
     name="qkgraph",
@@ -21,7 +25,7 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"qkgraph: error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -85,91 +89,75 @@ def check_neo4j(
     )
 
 
+def _check_writable(option: str, path: Path | None) -> None:
+    """Fail before any extraction work if an output path cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        _fail(f"{option} {path} is a directory; give a file path such as {path / 'graph.graphml'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        _fail(f"{option} {path}: cannot write in {parent}")
+
+
 @app.command("ingest")
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders: .txt, .md, .jsonl (id, text), .conllu."),
-    model: str = typer.Option(
-        "all-minilm-l6-v2", help="Model: all-minilm-l6-v2 (default), smollm2, a folder or a .gguf file."
-    ),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model: the packaged default, smollm2, a folder or a .gguf file."),
     layers: str = typer.Option("all", help="Layers to use: all, 0,2,4 or 1-3."),
-    top_k: int = typer.Option(3, "--top-k", help="Relational subspaces (relation types) per layer."),
-    threshold: float = typer.Option(0.7, help="Keep span pairs whose pooled attention share is at least this (0..1)."),
-    out: Path | None = typer.Option(
-        Path("out/graph.graphml"), help="GraphML output (node-link JSON is written beside it)."
+    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Relational subspaces (relation types) per layer."),
+    threshold: float = typer.Option(
+        DEFAULT_THRESHOLD, help="Keep span pairs whose pooled attention share is at least this (0..1)."
     ),
+    out: Path | None = typer.Option(Path(DEFAULT_OUT), help="GraphML output (node-link JSON is written beside it)."),
     html: Path | None = typer.Option(None, help="Also write an interactive HTML view here."),
     fresh: bool = typer.Option(False, help="Start an empty graph instead of updating the one at --out."),
-    strict: bool = typer.Option(False, help="Exit with code 3 if any input was skipped."),
-    neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j instead of only files."),
+    strict: bool = typer.Option(False, help="Exit with code 3 if any input was skipped or failed."),
+    neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Also write to Neo4j (bolt:// or neo4j://)."),
     neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
-    neo4j_password: str | None = typer.Option(None, envvar="NEO4J_PASSWORD"),
+    neo4j_password: str | None = typer.Option(
+        None,
+        envvar="NEO4J_PASSWORD",
+        help="Prefer the NEO4J_PASSWORD environment variable: a password given as an option is visible to `ps`.",
+    ),
     neo4j_database: str | None = typer.Option(None, envvar="NEO4J_DATABASE"),
 ) -> None:
     """Build a typed-relation knowledge graph from documents.
 
     Exit codes: 0 done; 2 bad arguments, unknown model, unreadable path or unreachable Neo4j (nothing
-    written); 3 done but inputs were skipped and --strict was given; 1 an unexpected error.
+    written); 3 done but inputs were skipped or failed and --strict was given; 1 an unexpected error.
     """
-    import time
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.graph import KnowledgeGraph
-    from pipeline.ingest import (
-        IngestReport,
-        IngestSettings,
-        analyze_documents,
-        load_models,
-        parse_layers,
-        write_outputs,
-    )
-    from pipeline.relations import RelationStats
-    from pipeline.store import connect, upsert_document
+    from pipeline.ingest import IngestReport, IngestSettings, LocalAnalyser, load_models, parse_layers, run_ingest
+    from pipeline.sinks import FileSink, Neo4jSink, Sink
     from pipeline.store.settings import Neo4jSettings
     from pipeline.text.sources import iter_documents
-    from pipeline.types import SkippedInput
 
-    if not 0.0 <= threshold <= 1.0:
-        _fail(f"--threshold must be in [0, 1], got {threshold}")
-    if top_k < 1:
-        _fail(f"--top-k must be at least 1, got {top_k}")
     try:
-        layer_tuple = parse_layers(layers)
-    except ValueError:
-        _fail(f"--layers must be 'all', a list like 0,2,4 or a range like 1-3; got {layers!r}")
+        settings = IngestSettings(model=model, layers=parse_layers(layers), top_k=top_k, threshold=threshold)
+    except ValueError as exc:
+        _fail(f"{exc} (--layers is 'all', a list like 0,2,4 or a range like 1-3)" if "layer" in str(exc) else str(exc))
+    _check_writable("--out", out)
+    _check_writable("--html", html)
     neo = Neo4jSettings.from_env(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
-    driver = None
+    files = FileSink(out, html, fresh=fresh)
+    sinks: list[Sink] = [files]
+    if neo is not None:
+        sinks.append(Neo4jSink(neo))
     try:
-        if neo is not None:  # check the connection before any work
-            driver = connect(neo)
+        for sink in sinks:  # connect and load before any extraction work
+            sink.open()
         inputs = iter_documents([str(p) for p in paths])
-        settings = IngestSettings(model=model, layers=layer_tuple, top_k=top_k, threshold=threshold)
-        models = load_models(settings)
+        analyser = LocalAnalyser(load_models(settings))
     except (QkgraphError, ValueError) as exc:
-        if driver is not None:
-            driver.close()
+        for sink in sinks:
+            sink.abort()
         _fail(str(exc))
-
-    json_path = out.with_suffix(".json") if out is not None else None
-    if json_path is not None and json_path.exists() and not fresh:
-        kg = KnowledgeGraph.from_node_link(json_path)
-        typer.echo(f"updating {json_path} ({kg.summary()['documents']} documents already in it)")
-    else:
-        kg = KnowledgeGraph()
-    kg.set_relation_labels(models.relation_labels)
-    report = IngestReport()
-    stats = RelationStats()
-    t0 = time.perf_counter()
-
-    def documents():
-        for item in inputs:
-            if isinstance(item, SkippedInput):
-                report.skipped.append(item)
-                continue
-            if kg.documents.get(item.id) == item.content_hash:
-                report.unchanged += 1  # same id and content: nothing to recompute
-                continue
-            yield item
+    if files.loaded_documents:
+        typer.echo(f"updating {files.json_path} ({files.loaded_documents} documents already in it)")
 
     with Progress(
         TextColumn("[bold]ingest"),
@@ -180,42 +168,44 @@ def ingest(
         transient=False,
     ) as progress:
         task = progress.add_task("ingest", total=None, tps=0.0)
-        for analysis in analyze_documents(documents(), models, stats):
-            result = kg.add_analysis(analysis)
-            if driver is not None:
-                upsert_document(driver, neo.database, analysis, kg.relation_labels)
-            report.documents += 1
-            setattr(report, result, getattr(report, result) + 1)
+        t0 = time.perf_counter()
+
+        def advance(r: IngestReport) -> None:
             elapsed = max(time.perf_counter() - t0, 1e-9)
-            progress.update(task, advance=1, tps=stats.tokens / elapsed)
-    if driver is not None:
-        driver.close()
-    report.tokens = stats.tokens
-    report.outputs = write_outputs(kg, out, html)
-    report.seconds = time.perf_counter() - t0
-    summary = kg.summary()
+            progress.update(task, completed=r.analysed, tps=r.tokens / elapsed)
+
+        report = run_ingest(inputs, sinks, analyser, batch_size=1, on_progress=advance)
+    summary = files.graph.summary()
+    counts = report.counts(files.name)
     typer.echo(
-        f"documents: {report.added} added, {report.replaced} replaced, {report.unchanged} unchanged; "
+        f"documents: {counts['added']} added, {counts['replaced']} replaced, {counts['unchanged']} unchanged; "
         f"skipped: {len(report.skipped)} {report.skipped_by_reason() or ''}".rstrip()
+        + (f"; failed: {len(report.failed)}" if report.failed else "")
     )
     for s in report.skipped:
         typer.echo(f"  skipped {s.source} ({s.reason}) {s.detail}", err=True)
+    for f in report.failed:
+        typer.echo(f"  failed {f.source} ({f.stage}) {f.error}", err=True)
     typer.echo(
         f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {summary.get('relation_types', 0)} relation types; "
-        f"{stats.tokens} tokens in {report.seconds:.1f}s"
+        f"{report.tokens} tokens in {report.seconds:.1f}s"
     )
     for kind, path in report.outputs.items():
-        typer.echo(f"wrote {kind}: {path}")
-    if neo is not None:
-        typer.echo(f"upserted into Neo4j at {neo.uri}, database {neo.database!r}")
-    if strict and report.skipped:
+        if kind == "neo4j":
+            n = report.counts("neo4j")
+            typer.echo(
+                f"upserted into Neo4j at {path}: {n['added']} added, {n['replaced']} replaced, {n['unchanged']} unchanged"
+            )
+        else:
+            typer.echo(f"wrote {kind}: {path}")
+    if strict and (report.skipped or report.failed):
         raise typer.Exit(3)
 
 
 @app.command("eval")
 def eval_command(
     conllu: Path = typer.Argument(..., help="Gold CoNLL-U file to score on (e.g. UD EWT dev)."),
-    model: str = typer.Option("all-minilm-l6-v2", help="Model name or path."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model name or path."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
     plots: Path | None = typer.Option(None, help="Write PNG plots into this folder."),
     select_on: Path | None = typer.Option(None, help="Choose units on this CoNLL-U file, score the whole of CONLLU."),

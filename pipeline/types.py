@@ -141,3 +141,26 @@ class DocumentAnalysis:
     def sentence_text(self, index: int) -> str:
         start, end = self.sentences[index]
         return self.document.text[start:end]
+
+
+WriteResult = Literal["added", "unchanged", "replaced"]
+"""What a sink did with one document."""
+
+_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True)
+class FailedDocument:
+    """A document that was read but could not be extracted or written, and why."""
+
+    id: str
+    source: str
+    stage: str  # "extract", or the name of the sink that refused it ("files", "neo4j")
+    error: str
+
+    @classmethod
+    def of(cls, document: Document, stage: str, exc: BaseException) -> FailedDocument:
+        text = f"{type(exc).__name__}: {exc}"
+        if len(text) > _ERROR_CHARS:
+            text = text[: _ERROR_CHARS - 3] + "..."
+        return cls(document.id, document.source, stage, text)

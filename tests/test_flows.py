@@ -1,7 +1,7 @@
 """The Prefect ingest flow on the session's Prefect test server and the real (embedded) Neo4j.
 
 Every graph is compared with the one the library builds directly (pipeline.ingest + KnowledgeGraph).
-The model loads once in this process (flows.ingest.get_models), so each test costs its extraction.
+The model loads once in this process (flows.analysis.get_models), so each test costs its extraction.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def password_env(monkeypatch):
 @pytest.fixture(scope="module")
 def reference() -> Any:
     """examples/ through the library directly (default settings): the graph every run must give."""
-    from flows.ingest import get_models
+    from flows.analysis import get_models
     from pipeline.graph import KnowledgeGraph
     from pipeline.ingest import IngestSettings, analyze_documents
     from pipeline.text.sources import load_documents
@@ -222,7 +222,7 @@ def test_flow_writes_examples_to_neo4j_and_files_like_the_library(
     assert report["documents"] == 4 and report["extracted"] == 4 and report["cached"] == 0
     assert report["failed"] == [] and report["skipped"] == []
     assert report["neo4j"] == {"added": 4, "unchanged": 0, "replaced": 0}
-    assert set(report["outputs"]) == {"graphml", "json"} and out.exists()
+    assert set(report["outputs"]) == {"graphml", "json", "neo4j"} and out.exists()
     assert dump(read_graph(neo4j_db, neo4j_settings.database)) == dump(reference)
     assert dump(KnowledgeGraph.from_node_link(out.with_suffix(".json"))) == dump(reference)
 
@@ -236,7 +236,6 @@ def test_flow_writes_examples_to_neo4j_and_files_like_the_library(
 def test_second_run_extracts_nothing_and_a_new_night_extracts_only_new_or_changed_files(
     prefect_harness, reference, tmp_path
 ):
-    import flows.ingest as fi
     from pipeline.graph import KnowledgeGraph
 
     corpus = tmp_path / "incoming"
@@ -245,10 +244,9 @@ def test_second_run_extracts_nothing_and_a_new_night_extracts_only_new_or_change
     first, _ = run_flow(**params)
     assert first["extracted"] == 4 and first["cached"] == 0
 
-    before = fi.EXTRACTED_DOCUMENTS
     second, flow_run_id = run_flow(**params)
-    assert fi.EXTRACTED_DOCUMENTS == before  # not one document went through the extractor
-    assert second["extracted"] == 0 and second["cached"] == 4
+    # The graph file holds all four with the same content hash: none is even looked up in the cache.
+    assert second["analysed"] == 0 and second["extracted"] == 0 and second["cached"] == 0
     assert second["files"] == {"added": 0, "unchanged": 4, "replaced": 0}
     names = [r.name.rsplit("-", 1)[0] for r in task_runs(flow_run_id, {"discover-documents": 1, "write-graph": 1})]
     assert "discover-documents" in names and "write-graph" in names
@@ -259,8 +257,7 @@ def test_second_run_extracts_nothing_and_a_new_night_extracts_only_new_or_change
     (corpus / "curie.txt").write_text((corpus / "curie.txt").read_text() + "\nPierre Curie taught in Paris.\n")
     (corpus / "new.txt").write_text("Lise Meitner worked with Otto Hahn in Berlin.\n")
     third, flow_run_id = run_flow(**params)
-    assert fi.EXTRACTED_DOCUMENTS == before + 2
-    assert third["documents"] == 5 and third["extracted"] == 2 and third["cached"] == 3
+    assert third["documents"] == 5 and third["analysed"] == 2 and third["extracted"] == 2 and third["cached"] == 0
     assert third["files"] == {"added": 1, "unchanged": 3, "replaced": 1}
     names = [r.name.rsplit("-", 1)[0] for r in task_runs(flow_run_id, {"analyse-batch": 1})]
     assert names.count("analyse-batch") == 1
@@ -279,7 +276,7 @@ def test_neo4j_unreachable_on_the_first_attempt_is_retried_and_the_retry_writes(
     """
     from prefect.client.orchestration import get_client
 
-    from flows.ingest import Neo4jTarget, upsert_batch
+    from flows.neo4j_tasks import Neo4jTarget, upsert_batch
     from pipeline.store import read_graph
 
     report, flow_run_id = run_flow(
@@ -302,7 +299,7 @@ def test_neo4j_unreachable_on_the_first_attempt_is_retried_and_the_retry_writes(
         analyses, {}, Neo4jTarget(flaky_neo4j.uri, neo4j_settings.user, neo4j_settings.database), return_state=True
     )
     assert state.is_completed() and flaky_neo4j.dropped > dropped
-    assert state.result()["unchanged"] == 4
+    assert state.result() == ["unchanged"] * 4
     with get_client(sync_client=True) as client:
         deadline = time.monotonic() + 30
         while (
@@ -313,7 +310,7 @@ def test_neo4j_unreachable_on_the_first_attempt_is_retried_and_the_retry_writes(
 
 
 def _analyses_of(cache_dir: Path) -> list[Any]:
-    from flows.ingest import AnalysisCache
+    from flows.cache import AnalysisCache
     from pipeline.ingest import IngestSettings
     from pipeline.text.sources import load_documents
 
@@ -328,7 +325,7 @@ def test_a_permanent_neo4j_error_is_not_retried(prefect_harness, neo4j_settings,
     """Wrong password: fails at once with the one-line message (no backoff spent on it)."""
     from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
-    from flows.ingest import is_transient
+    from flows.neo4j_tasks import is_transient
     from pipeline.errors import Neo4jConnectionError
 
     monkeypatch.setenv("NEO4J_PASSWORD", "not-the-password")
@@ -379,10 +376,11 @@ def test_a_crash_after_two_documents_then_a_rerun_gives_the_uninterrupted_graph(
     assert not out.exists()  # files are written once, at the end, atomically
     monkeypatch.setattr(store, "upsert_document", real_upsert)
 
-    before = fi.EXTRACTED_DOCUMENTS
-    report, _ = run_flow(**params)
+    report, flow_run_id = run_flow(**params)
     # documents 1-3 were extracted and persisted before the crash; only the fourth is extracted now
-    assert report["extracted"] == 1 and report["cached"] == 3 and fi.EXTRACTED_DOCUMENTS == before + 1
+    assert report["extracted"] == 1 and report["cached"] == 3
+    names = [r.name.rsplit("-", 1)[0] for r in task_runs(flow_run_id, {"analyse-batch": 1})]
+    assert names.count("analyse-batch") == 1  # batch_size 1: one task, for the one cache miss
     assert report["neo4j"] == {"added": 2, "unchanged": 2, "replaced": 0}
     assert dump(store.read_graph(neo4j_db, neo4j_settings.database)) == dump(reference)
     assert dump(KnowledgeGraph.from_node_link(out)) == dump(reference)

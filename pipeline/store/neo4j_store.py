@@ -1006,3 +1006,16 @@ def load_query(name: str) -> str:
 def run_named_query(driver: neo4j.Driver, database: str, name: str, **params: Any) -> list[dict[str, Any]]:
     """Run queries/NAME.cypher (read-only) with ``params`` and return its rows as dicts."""
     return _read(driver, database, load_query(name), **params)
+
+
+# ── what the store holds ─────────────────────────────────────────────────────────────────────────
+
+_Q_DOC_HASHES = "UNWIND $ids AS id MATCH (d:Document {id: id}) RETURN d.id AS id, d.content_hash AS content_hash"
+
+
+def document_hashes(driver: neo4j.Driver, database: str, ids: Sequence[str]) -> dict[str, str]:
+    """Content hash of each of these documents that the store holds (absent ids are left out)."""
+    if not ids:
+        return {}
+    rows = _read(driver, database, _Q_DOC_HASHES, ids=list(ids))
+    return {r["id"]: r["content_hash"] for r in rows}

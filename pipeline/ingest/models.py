@@ -1,0 +1,129 @@
+"""Loading the models once and streaming documents through spaCy and the extractor.
+
+settings = IngestSettings(top_k=3, threshold=0.7)
+models = load_models(settings)                       # spaCy + transformer + chosen subspaces
+for analysis in analyze_documents(docs, models):     # DocumentAnalysis per document, in order
+    graph.add_analysis(analysis)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from spacy.language import Language
+
+from pipeline.ingest.settings import IngestSettings
+from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
+from pipeline.relations import RelationExtractor, RelationStats
+from pipeline.text.nlp import load_spacy
+from pipeline.text.spans import SpanOptions, parse_documents
+from pipeline.types import Document, DocumentAnalysis, FailedDocument
+
+log = logging.getLogger("qkgraph.ingest")
+
+MAX_DOCUMENT_CHARS = 1_000_000
+"""Documents above this are skipped as too_large (spaCy's own default limit; parsing memory grows with it)."""
+
+
+@dataclass
+class Models:
+    """Everything loaded once per process for an IngestSettings."""
+
+    settings: IngestSettings
+    nlp: Language
+    extractor: KnowledgeGraphExtractor
+    subspaces: list[RelationalSubspace]
+    relation_labels: dict[str, str] = field(default_factory=dict)
+
+
+def load_models(settings: IngestSettings) -> Models:
+    """Load spaCy and the transformer, and choose the relational subspaces (top_k per layer).
+
+    Raises:
+        ValueError: a layer outside the model's range.
+        ModelNotFoundError / UnsupportedArchitectureError: the model cannot be loaded.
+    """
+    from pipeline.model.adapters import load_model
+
+    lm = load_model(settings.model)
+    ex = KnowledgeGraphExtractor(lm.model, lm.tokenizer)
+    n = ex.adapter.n_layers
+    layers = settings.layers if settings.layers is not None else tuple(range(n))
+    if any(not 0 <= layer < n for layer in layers):
+        raise ValueError(f"layers must be in [0, {n - 1}] for {lm.name}, got {list(layers)}")
+    subspaces = [s for layer in layers for s in ex.extract_relational_subspaces(layer, top_k=settings.top_k)]
+    nlp = load_spacy(settings.spacy_model)
+    nlp.max_length = max(nlp.max_length, MAX_DOCUMENT_CHARS + 1)
+    return Models(settings, nlp, ex, subspaces, relation_labels_for(lm.name, subspaces))
+
+
+def relation_labels_for(model_name: str, subspaces: Sequence[RelationalSubspace]) -> dict[str, str]:
+    """Human labels of the chosen relation types, where the evaluation has labelled them."""
+    from pipeline.evaluation import load_relation_labels
+
+    try:
+        labels = load_relation_labels(model_name)
+    except (OSError, ValueError, KeyError) as exc:  # a missing or unreadable artifact must not stop ingestion
+        log.info("no relation labels for %s: %s", model_name, exc)
+        return {}
+    ids = {s.id for s in subspaces}
+    return {k: v for k, v in labels.items() if k in ids}
+
+
+def analyze_documents(
+    documents: Iterable[Document], models: Models, stats: RelationStats | None = None
+) -> Iterator[DocumentAnalysis]:
+    """Stream documents through spaCy and the extractor; one DocumentAnalysis per document, in order."""
+    s = models.settings
+    rex = RelationExtractor(
+        models.extractor,
+        models.subspaces,
+        threshold=s.threshold,
+        max_tokens=s.max_tokens,
+        overlap=s.overlap,
+        batch_windows=s.batch_windows,
+        settings=s.as_dict(),
+    )
+    if stats is not None:
+        rex.stats = stats
+    parsed = parse_documents(models.nlp, documents, options=SpanOptions(word_pos=s.word_pos))
+    yield from rex.run(parsed)
+
+
+def analyse_isolated(
+    documents: Iterable[Document], models: Models, stats: RelationStats | None = None, chunk: int = 32
+) -> Iterator[DocumentAnalysis | FailedDocument]:
+    """``analyze_documents`` in chunks; a document that fails is reported, the others go on.
+
+    A chunk is streamed first (windows of several documents share a forward pass). An error there
+    cannot be pinned on one document, so the documents of the chunk not yet done are retried one
+    by one and only the ones that fail alone are reported. Output keeps the input order.
+    """
+    batch: list[Document] = []
+    for document in documents:
+        batch.append(document)
+        if len(batch) >= chunk:
+            yield from _isolated_chunk(batch, models, stats)
+            batch = []
+    if batch:
+        yield from _isolated_chunk(batch, models, stats)
+
+
+def _isolated_chunk(
+    batch: list[Document], models: Models, stats: RelationStats | None
+) -> Iterator[DocumentAnalysis | FailedDocument]:
+    done: list[DocumentAnalysis] = []
+    try:
+        for analysis in analyze_documents(batch, models, stats):
+            done.append(analysis)
+    except Exception:  # noqa: BLE001 - any error of one document must not sink the others
+        yield from done
+        for document in batch[len(done) :]:
+            try:
+                yield next(iter(analyze_documents([document], models, stats)))
+            except Exception as exc:  # noqa: BLE001 - reported with the document's name and the error
+                yield FailedDocument.of(document, "extract", exc)
+        return
+    yield from done

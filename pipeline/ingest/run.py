@@ -1,0 +1,152 @@
+"""The main job, once: documents -> analyser -> every sink. The CLI and the Prefect flow both call it.
+
+    sinks = [FileSink(Path("out/graph.graphml")), Neo4jSink(settings)]
+    report = run_ingest(iter_documents(["data/"]), sinks, LocalAnalyser(load_models(IngestSettings())))
+
+What varies between callers is injected: the analyser (in-process here; the flow's submits Prefect
+tasks, on Dask or threads, behind a per-document cache) and the sinks (the flow's Neo4j sink adds
+retries). The rules are here, once:
+
+* A document that every sink already holds (same id and content hash, each sink asked about its own
+  state) is not analysed again and counts "unchanged" for every sink.
+* A document id seen twice in one run keeps its first document; the second is reported as skipped.
+* A document the analyser or a sink cannot handle is reported (``IngestReport.failed``) and the run
+  goes on. An error that is not about one document (a sink's server went away) stops the run: every
+  sink is aborted (files are only ever written, atomically, by ``close``) and the error propagates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Protocol, TypeVar
+
+from pipeline.ingest.models import Models, analyse_isolated
+from pipeline.ingest.report import FailedDocument, IngestReport
+from pipeline.relations import RelationStats
+from pipeline.sinks.base import Sink
+from pipeline.types import Document, DocumentAnalysis, SkippedInput
+
+T = TypeVar("T")
+#: Documents asked about per ``Sink.held`` call (one query per chunk for Neo4j).
+HELD_CHUNK = 64
+
+
+class Analyser(Protocol):
+    """Turns documents into analyses (or failures), one per document, in input order."""
+
+    def __call__(self, documents: Iterable[Document]) -> Iterator[DocumentAnalysis | FailedDocument]: ...
+
+    def relation_labels(self) -> dict[str, str]:
+        """Human labels of the relation types used; valid once the first result was yielded."""
+        ...
+
+
+class LocalAnalyser:
+    """spaCy and the extractor in this process (``analyse_isolated``); counts tokens in ``stats``."""
+
+    def __init__(self, models: Models) -> None:
+        self.models = models
+        self.stats = RelationStats()
+
+    def __call__(self, documents: Iterable[Document]) -> Iterator[DocumentAnalysis | FailedDocument]:
+        return analyse_isolated(documents, self.models, self.stats)
+
+    def relation_labels(self) -> dict[str, str]:
+        return dict(self.models.relation_labels)
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def run_ingest(
+    sources: Iterable[Document | SkippedInput],
+    sinks: Sequence[Sink],
+    analyser: Analyser,
+    *,
+    batch_size: int = 16,
+    on_progress: Callable[[IngestReport], None] | None = None,
+) -> IngestReport:
+    """Send every new or changed document through ``analyser`` into every sink; returns the report.
+
+    Args:
+        sources: documents and skipped inputs, e.g. ``pipeline.text.sources.iter_documents(paths)``.
+        sinks: where to write; each is opened first (bad settings fail here, before any work).
+        analyser: ``LocalAnalyser(load_models(settings))`` or the flow's.
+        batch_size: analyses handed to each sink's ``write`` at once.
+        on_progress: called with the report after each batch is written.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    t0 = time.perf_counter()
+    report = IngestReport()
+    opened: list[Sink] = []
+    try:
+        for sink in sinks:
+            sink.open()
+            opened.append(sink)
+        labels: dict[str, str] | None = None
+        for batch in _chunks(analyser(_pending(sources, sinks, report)), batch_size):
+            good = [a for a in batch if isinstance(a, DocumentAnalysis)]
+            report.failed.extend(f for f in batch if isinstance(f, FailedDocument))
+            report.tokens += sum(a.n_tokens for a in good)
+            if good:
+                if labels is None:
+                    labels = analyser.relation_labels()
+                for sink in sinks:
+                    _write(sink, good, labels, report)
+            if on_progress is not None:
+                on_progress(report)
+        for sink in sinks:
+            report.outputs.update(sink.close())
+    except BaseException:
+        for sink in opened:
+            sink.abort()
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _write(sink: Sink, analyses: list[DocumentAnalysis], labels: dict[str, str], report: IngestReport) -> None:
+    results = sink.write(analyses, labels)
+    if len(results) != len(analyses):
+        raise RuntimeError(f"sink {sink.name!r} returned {len(results)} results for {len(analyses)} analyses")
+    for result in results:
+        if isinstance(result, FailedDocument):
+            report.failed.append(result)
+        else:
+            report.count(sink.name, result)
+
+
+def _pending(
+    sources: Iterable[Document | SkippedInput], sinks: Sequence[Sink], report: IngestReport
+) -> Iterator[Document]:
+    """The documents some sink does not hold yet, in input order; skips and duplicates go to the report."""
+    seen: dict[str, str] = {}
+    for chunk in _chunks(sources, HELD_CHUNK):
+        documents: list[Document] = []
+        for item in chunk:
+            if isinstance(item, SkippedInput):
+                report.skipped.append(item)
+            elif item.id in seen:
+                report.skipped.append(
+                    SkippedInput(
+                        item.source, "malformed", f"duplicate document id {item.id!r} (first from {seen[item.id]})"
+                    )
+                )
+            else:
+                seen[item.id] = item.source
+                documents.append(item)
+        report.documents += len(documents)
+        held = set.intersection(*(sink.held(documents) for sink in sinks)) if sinks else set()
+        for document in documents:
+            if document.id in held:
+                for sink in sinks:
+                    report.count(sink.name, "unchanged")
+            else:
+                report.analysed += 1
+                yield document

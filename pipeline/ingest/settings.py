@@ -1,0 +1,79 @@
+"""What identifies an extraction: the one home of the ingest defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pipeline.model.defaults import DEFAULT_MODEL
+from pipeline.text.defaults import DEFAULT_SPACY, DEFAULT_WORD_POS
+
+DEFAULT_TOP_K = 3
+DEFAULT_THRESHOLD = 0.7
+DEFAULT_OUT = "out/graph.graphml"
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Extractor and span settings; they identify an extraction (part of the cache key of the flows).
+
+    Every caller (the CLI, the Prefect flow, ``qkgraph serve``, the benchmarks) takes its defaults
+    from here.
+    """
+
+    model: str = DEFAULT_MODEL
+    layers: tuple[int, ...] | None = None  # None: all layers
+    top_k: int = DEFAULT_TOP_K  # relational subspaces per layer
+    threshold: float = DEFAULT_THRESHOLD
+    max_tokens: int = 512
+    overlap: int = 1
+    batch_windows: int = 16
+    spacy_model: str = DEFAULT_SPACY
+    word_pos: tuple[str, ...] = DEFAULT_WORD_POS
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.max_tokens < 8:
+            raise ValueError(f"max_tokens must be at least 8, got {self.max_tokens}")
+        if self.batch_windows < 1:
+            raise ValueError(f"batch_windows must be at least 1, got {self.batch_windows}")
+        if self.layers is not None and (not self.layers or any(layer < 0 for layer in self.layers)):
+            raise ValueError(f"layers must be non-negative layer numbers, got {list(self.layers)}")
+
+    def as_dict(self) -> dict[str, str | int | float]:
+        """JSON-able form: written into every analysis (provenance) and hashed into cache keys."""
+        d = asdict(self)
+        d["layers"] = "all" if self.layers is None else ",".join(map(str, self.layers))
+        d["word_pos"] = ",".join(self.word_pos)
+        return d
+
+
+def parse_layers(text: str | None, n_layers: int | None = None) -> tuple[int, ...] | None:
+    """'all' / None -> None; '0,2,4' or '1-3' -> a sorted tuple of ints.
+
+    Raises:
+        ValueError: a part that is not a number, a reversed range such as '3-1', or (with
+            ``n_layers``) a layer outside [0, n_layers - 1]; the message names the part.
+    """
+    if text is None or text.strip().lower() in ("", "all"):
+        return None
+    out: list[int] = []
+    for raw in text.split(","):
+        part = raw.strip()
+        try:
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                if b < a:
+                    raise ValueError(f"the range {part!r} is reversed (write {b}-{a})")
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(part))
+        except ValueError as exc:
+            if "reversed" in str(exc):
+                raise
+            raise ValueError(f"{part!r} is not a layer number or a range like 1-3") from None
+    if n_layers is not None and any(not 0 <= layer < n_layers for layer in out):
+        raise ValueError(f"layers must be in [0, {n_layers - 1}], got {text!r}")
+    return tuple(sorted(set(out)))
