@@ -314,7 +314,7 @@ class KnowledgeGraph:
 
     # ── export / import ──────────────────────────────────────────────────────────────────────────
 
-    def _canonical(self) -> nx.MultiDiGraph:
+    def canonical(self) -> nx.MultiDiGraph:
         """A copy with nodes sorted by key and edges by (source, target, relation)."""
         canon = nx.MultiDiGraph()
         canon.graph.update(
@@ -348,7 +348,7 @@ class KnowledgeGraph:
         remove documents exactly. ``networkx.node_link_graph`` ignores that key.
         """
         path = Path(path)
-        data = nx.node_link_data(self._canonical(), edges="edges")
+        data = nx.node_link_data(self.canonical(), edges="edges")
         provenance = self.provenance()
         if provenance is not None:
             data[PROVENANCE_KEY] = provenance.to_json()
@@ -366,7 +366,7 @@ class KnowledgeGraph:
         it a graph read back cannot replace or remove documents.
         """
         path = Path(path)
-        canon = self._canonical()
+        canon = self.canonical()
         out = nx.MultiDiGraph()
         out.graph.update({k: encode_attribute(v) for k, v in canon.graph.items()})
         if include_provenance:
