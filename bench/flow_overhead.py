@@ -63,8 +63,8 @@ def compare(a, b) -> tuple[bool, float]:
     """
     import networkx as nx
 
-    da = nx.node_link_data(a._canonical(), edges="edges")
-    db = nx.node_link_data(b._canonical(), edges="edges")
+    da = nx.node_link_data(a.canonical(), edges="edges")
+    db = nx.node_link_data(b.canonical(), edges="edges")
     if da["nodes"] != db["nodes"] or a.documents != b.documents or len(da["edges"]) != len(db["edges"]):
         return False, float("nan")
     worst = 0.0
@@ -86,7 +86,7 @@ def compare(a, b) -> tuple[bool, float]:
 def dump(kg) -> dict:
     import networkx as nx
 
-    data = nx.node_link_data(kg._canonical(), edges="edges")
+    data = nx.node_link_data(kg.canonical(), edges="edges")
     return {"nodes": data["nodes"], "edges": data["edges"], "documents": kg.documents}
 
 

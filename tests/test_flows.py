@@ -6,6 +6,7 @@ The model loads once in this process (flows.analysis.get_models), so each test c
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import threading
@@ -28,7 +29,7 @@ SECRET_NAME = "qkgraph-test-neo4j-password"
 
 def dump(kg: Any) -> dict[str, Any]:
     """Everything that defines a graph: node and edge attributes (in canonical order) and documents."""
-    data = nx.node_link_data(kg._canonical(), edges="edges")
+    data = nx.node_link_data(kg.canonical(), edges="edges")
     return {"nodes": data["nodes"], "edges": data["edges"], "documents": kg.documents}
 
 
@@ -177,7 +178,7 @@ class FlakyProxy:
         self.listener.close()
         self._accept.join(timeout=2)
         for s in self._sockets:
-            for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+            for end in (functools.partial(s.shutdown, socket.SHUT_RDWR), s.close):
                 try:
                     end()
                 except OSError:

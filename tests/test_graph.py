@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import networkx as nx
 import pytest
 
-from pipeline.graph import KnowledgeGraph, ProvenanceUnavailableError
+from pipeline.graph import PROVENANCE_FORMAT, KnowledgeGraph, Provenance, ProvenanceUnavailableError
+from pipeline.graph.atomic import atomic_write, atomic_write_text
+from pipeline.graph.export import json_path_for, write_outputs
+from pipeline.graph.provenance import Tally
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 MC = "entity:PERSON:marie curie"
@@ -488,3 +492,77 @@ def test_exports_are_deterministic(tmp_path: Path) -> None:
     third.add_analysis(doc2_changed())
     third.add_analysis(doc2())
     assert export_bytes(third, tmp_path, "c") == export_bytes(first, tmp_path, "a")
+
+
+# ── the public provenance format ─────────────────────────────────────────────────────────────────
+
+
+def test_provenance_round_trips_through_json_and_rebuilds_the_graph(tmp_path: Path) -> None:
+    kg = two_doc_graph(max_evidence=1)
+    kg.add_analysis(doc2_changed())  # a replacement: ingest order matters for the tie-breaks
+    provenance = kg.provenance()
+    assert provenance is not None
+    assert [c.document for c in provenance.contributions] == ["d1", "d2"]
+    data = json.loads(json.dumps(provenance.to_json()))
+    assert data["format"] == PROVENANCE_FORMAT
+    again = Provenance.from_json(data)
+    assert again.to_json() == provenance.to_json()
+    rebuilt = KnowledgeGraph.from_provenance(again, relation_labels=kg.relation_labels, max_evidence=1)
+    assert export_bytes(rebuilt, tmp_path, "rebuilt") == export_bytes(kg, tmp_path, "kg")
+    assert rebuilt.add_analysis(doc2()) == "replaced"
+    with pytest.raises(ValueError, match="unsupported qkgraph_provenance format 99"):
+        Provenance.from_json({"format": 99, "contributions": []})
+
+
+def test_a_graph_loaded_without_provenance_has_none(tmp_path: Path) -> None:
+    lean = KnowledgeGraph.from_graphml(two_doc_graph().to_graphml(tmp_path / "lean.graphml"))
+    assert lean.provenance() is None
+
+
+def test_tally_most_frequent_then_first_seen_whatever_the_order() -> None:
+    a, b = Tally(), Tally()
+    a.add({"Curie": 1, "curie": 2}, (0,))
+    a.add({"Curie": 1}, (1,))
+    b.add({"Curie": 1}, (1,))  # the same additions, later document first
+    b.add({"Curie": 1, "curie": 2}, (0,))
+    assert a.best() == b.best() == "Curie"  # 2 : 2, and "Curie" was seen first in document 0
+
+
+# ── files: write_outputs and atomic writes ───────────────────────────────────────────────────────
+
+
+def test_write_outputs_writes_graphml_json_beside_it_and_html(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    out = tmp_path / "new" / "graph.graphml"
+    written = write_outputs(kg, out, tmp_path / "view" / "graph.html", title="t")
+    json_path = tmp_path / "new" / "graph.json"
+    assert json_path_for(out) == json_path
+    assert written == {"graphml": str(out), "json": str(json_path), "html": str(tmp_path / "view" / "graph.html")}
+    assert export_bytes(KnowledgeGraph.from_node_link(json_path), tmp_path, "back") == export_bytes(kg, tmp_path, "kg")
+    assert set(KnowledgeGraph.from_graphml(out).g.edges(keys=True)) == set(kg.g.edges(keys=True))
+    assert "<title>t</title>" in (tmp_path / "view" / "graph.html").read_text(encoding="utf-8")
+    # A .json --out writes only the JSON; no html asked, none written.
+    only = tmp_path / "only.json"
+    assert json_path_for(only) == only
+    assert write_outputs(kg, only, None) == {"json": str(only)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["back.json", "kg.json", "new", "only.json", "view"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "graph.json"
+    atomic_write_text(target, "old\n")
+
+    def half_then_fail(handle: BinaryIO) -> None:
+        handle.write(b"new, but only ha")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert target.read_text(encoding="utf-8") == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
+    # A successful write replaces the file as a whole and keeps its permissions.
+    target.chmod(0o640)
+    two_doc_graph().to_node_link(target)
+    assert json.loads(target.read_text(encoding="utf-8"))["qkgraph_provenance"]["format"] == PROVENANCE_FORMAT
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]

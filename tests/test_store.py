@@ -479,22 +479,44 @@ def test_relation_type_whitelist_rejects_the_rest(relation: str) -> None:
 # ── atomicity ────────────────────────────────────────────────────────────────────────────────────
 
 
+class SimulatedCrash(RuntimeError):
+    """Raised by a batch callback to stop a write half-way (not a transient error: no retry)."""
+
+
+def crash_after(batches: int, seen: list[tuple[str, int]]) -> store.BatchCallback:
+    """A progress callback that records each batch and raises after the ``batches``-th one."""
+
+    def on_batch(statement: str, rows: int) -> None:
+        seen.append((statement, rows))
+        if len(seen) >= batches:
+            raise SimulatedCrash(f"simulated crash after {statement}")
+
+    return on_batch
+
+
 def test_a_failure_mid_document_leaves_the_previous_state_and_a_rerun_completes(db) -> None:
     driver, database = db
     store.upsert_analyses(driver, database, [doc1(), doc2()])
     before = dump(driver, database)
     # Fails after the 2nd UNWIND batch with batch_size=1: old contribution already deleted in the
     # transaction and new rows partly written, so a non-atomic writer would leave a torn document.
-    with pytest.raises(RuntimeError, match="injected failure"):
-        store.upsert_document(driver, database, doc2_changed(), batch_size=1, _fail_after_batches=2)
+    seen: list[tuple[str, int]] = []
+    with pytest.raises(SimulatedCrash, match="simulated crash after SPANS"):
+        store.upsert_document(driver, database, doc2_changed(), batch_size=1, on_batch=crash_after(2, seen))
+    assert seen == [("SPANS", 1), ("SPANS", 1)]
     assert dump(driver, database) == before
-    # A new document failing half-way leaves no trace either.
+    # A new document failing half-way (after its spans, in its sentences) leaves no trace either.
     d3 = build("d3", ["Marie Curie won."], [(MC, "Marie Curie", 0, 0), ("word:win", "won", 0, 0)], [(0, 1, OTHER, 0.2)])
-    with pytest.raises(RuntimeError, match="injected failure"):
-        store.upsert_document(driver, database, d3, batch_size=1, _fail_after_batches=3)
+    seen = []
+    with pytest.raises(SimulatedCrash, match="simulated crash after SENTENCES"):
+        store.upsert_document(driver, database, d3, batch_size=1, on_batch=crash_after(3, seen))
     assert dump(driver, database) == before
-    # The rerun completes the graph.
-    assert store.upsert_document(driver, database, doc2_changed()) == "replaced"
+    # The rerun completes the graph, and the callback sees every batch of a complete write.
+    progress: list[tuple[str, int]] = []
+    assert store.upsert_document(driver, database, doc2_changed(), on_batch=lambda s, n: progress.append((s, n))) == (
+        "replaced"
+    )
+    assert [s for s, _ in progress][:4] == ["SPANS", "SENTENCES", "MENTIONS", "EVIDENCE"]
     assert store.upsert_document(driver, database, d3) == "added"
     assert_matches_kg(driver, database, kg_of(doc1(), doc2_changed(), d3))
 
@@ -535,7 +557,7 @@ def test_read_graph_after_document_upserts_equals_the_ingested_knowledge_graph(d
 def _random_analysis(rng: random.Random, doc_id: str, vocab: list[str], types: list[str]) -> DocumentAnalysis:
     n_sent = rng.randint(1, 4)
     sentences, spans = [], []
-    for s in range(n_sent):
+    for _ in range(n_sent):
         words = rng.sample(vocab, rng.randint(2, 5))
         # surface variants of the same node ("Marie", "MARIE", "marie"): ties for the text tie-break
         words = [rng.choice([w, w.upper(), w.lower()]) if w[0].isupper() else w for w in words]

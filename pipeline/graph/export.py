@@ -1,56 +1,47 @@
-"""Writing the graph: GraphML, node-link JSON beside it, the HTML view; every file atomically."""
+"""The files an ingest writes: GraphML, node-link JSON beside it, and the HTML view; every one atomic.
+
+``write_outputs`` is what the CLI and the flows call. Each file is written to a temporary file in
+its own folder, fsynced and renamed over the target (``pipeline.graph.atomic``), so a crash or a
+reader at the wrong moment sees the previous file or the complete new one, never a torn one.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.graph.html import write_html
 from pipeline.graph.knowledge_graph import KnowledgeGraph
+
+__all__ = ["json_path_for", "write_outputs"]
 
 
 def json_path_for(out: Path) -> Path:
-    """Where the node-link JSON of a graph written to ``out`` lives: ``out`` itself if it is .json, else beside it."""
+    """Where the node-link JSON of an ``--out`` path lives: ``out`` itself if it ends in ``.json``,
+    else beside it with the suffix replaced (``graph.graphml`` -> ``graph.json``).
+
+    The one place that knows this; readers (``--update``, the flows) should ask it too.
+    """
     return out if out.suffix == ".json" else out.with_suffix(".json")
 
 
-def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, fsync it, then rename it onto ``path``.
-
-    A reader sees the old file or the new one, never a half-written one; an error leaves the old file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        # mkstemp creates 0600; give the file the mode a plain open() would (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_outputs(kg: KnowledgeGraph, out: Path | None, html: Path | None, title: str = "qkgraph") -> dict[str, str]:
-    """GraphML (+ node-link JSON beside it) and the HTML view, each atomically; returns kind -> path written."""
-    from pipeline.graph.html import write_html
+    """Write the graph files and return {"graphml"|"json"|"html": path} for what was written.
 
+    ``out`` ending in ``.json`` writes only node-link JSON there; any other ``out`` writes GraphML
+    to it and node-link JSON to ``json_path_for(out)``. ``html`` writes the interactive view. Missing
+    parent folders are created. Every file is replaced atomically.
+    """
     written: dict[str, str] = {}
     if out is not None:
-        if out.suffix != ".json":
-            atomic_write(out, kg.to_graphml)
-            written["graphml"] = str(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         json_path = json_path_for(out)
-        atomic_write(json_path, kg.to_node_link)
+        if json_path != out:
+            kg.to_graphml(out)
+            written["graphml"] = str(out)
+        kg.to_node_link(json_path)
         written["json"] = str(json_path)
     if html is not None:
-        atomic_write(html, lambda p: write_html(kg, p, title=title))
+        html.parent.mkdir(parents=True, exist_ok=True)
+        write_html(kg, html, title=title)
         written["html"] = str(html)
     return written

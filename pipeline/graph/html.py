@@ -34,7 +34,8 @@ from typing import Any
 
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
-from pipeline.graph import KnowledgeGraph
+from pipeline.graph.atomic import atomic_write_text
+from pipeline.graph.knowledge_graph import KnowledgeGraph
 
 #: Colour-blind friendly palette (Okabe-Ito, then Tableau-ish extras); categories get colours in order.
 PALETTE: tuple[str, ...] = (
@@ -142,7 +143,7 @@ def write_html(
     max_edges: int = 2000,
     include_isolated: bool = False,
 ) -> Path:
-    """Write a standalone interactive HTML view of ``kg`` to ``path`` and return the path.
+    """Write a standalone interactive HTML view of ``kg`` to ``path`` (atomically) and return the path.
 
     Draws at most ``max_nodes`` nodes (highest mentions + degree) and ``max_edges`` relations
     among them (highest ``score_max``). The file works offline (everything is inlined).
@@ -157,7 +158,8 @@ def write_html(
         cat = _category(g.nodes[n])
         counts[cat] = counts.get(cat, 0) + 1
     categories = sorted(counts, key=lambda c: (-counts[c], c))
-    colours = {cat: PALETTE[i % len(PALETTE)] for i, cat in enumerate(categories)}
+    # Any values: set_legend takes a dict of neo4j-viz colour types, and dict is invariant in them.
+    colours: dict[str, Any] = {cat: PALETTE[i % len(PALETTE)] for i, cat in enumerate(categories)}
 
     max_mentions = max((int(g.nodes[n].get("mentions", 1)) for n in node_ids), default=1) or 1
     viz_nodes = []
@@ -165,21 +167,25 @@ def write_html(
         data = g.nodes[n]
         mentions = int(data.get("mentions", 0))
         radius = RADIUS_MIN + (RADIUS_MAX - RADIUS_MIN) * math.sqrt(max(mentions, 0) / max_mentions)
+        # model_validate, not Node(...): without pydantic's mypy plugin, mypy takes every field of
+        # these pydantic models as a required keyword argument.
         viz_nodes.append(
-            Node(
-                id=n,
-                caption=str(data.get("text", n)),
-                size=round(radius, 2),
-                color=colours[_category(data)],
-                properties={
-                    "key": n,
-                    "text": str(data.get("text", n)),
-                    "label": str(data.get("label", "")),
-                    "kind": str(data.get("kind", "")),
-                    "mentions": mentions,
-                    "degree": g.degree(n),
-                    "documents": len(data.get("documents", [])),
-                },
+            Node.model_validate(
+                {
+                    "id": n,
+                    "caption": str(data.get("text", n)),
+                    "size": round(radius, 2),
+                    "color": colours[_category(data)],
+                    "properties": {
+                        "key": n,
+                        "text": str(data.get("text", n)),
+                        "label": str(data.get("label", "")),
+                        "kind": str(data.get("kind", "")),
+                        "mentions": mentions,
+                        "degree": g.degree(n),
+                        "documents": len(data.get("documents", [])),
+                    },
+                }
             )
         )
 
@@ -189,20 +195,22 @@ def write_html(
         score = float(data.get("score_max", 0.0))
         name = str(data.get("label") or k)
         viz_rels.append(
-            Relationship(
-                id=f"r{i}",
-                source=u,
-                target=v,
-                caption=f"{name} {score:.2f}",
-                width=round(1.0 + 4.0 * min(max(score, 0.0), 1.0), 3),
-                properties={
-                    "relation": k,
-                    "label": str(data.get("label", "")),
-                    "score_max": score,
-                    "score_mean": float(data.get("score_mean", 0.0)),
-                    "count": int(data.get("count", 0)),
-                    "documents": len(data.get("documents", [])),
-                },
+            Relationship.model_validate(
+                {
+                    "id": f"r{i}",
+                    "source": u,
+                    "target": v,
+                    "caption": f"{name} {score:.2f}",
+                    "width": round(1.0 + 4.0 * min(max(score, 0.0), 1.0), 3),
+                    "properties": {
+                        "relation": k,
+                        "label": str(data.get("label", "")),
+                        "score_max": score,
+                        "score_mean": float(data.get("score_mean", 0.0)),
+                        "count": int(data.get("count", 0)),
+                        "documents": len(data.get("documents", [])),
+                    },
+                }
             )
         )
 
@@ -218,8 +226,7 @@ def write_html(
         max_allowed_nodes=max(len(viz_nodes), 1),
     ).data
     page = _postprocess(page, title, len(viz_nodes), g.number_of_nodes(), len(viz_rels), g.number_of_edges())
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic_write_text(path, page)
 
 
 def _postprocess(page: str, title: str, shown_nodes: int, all_nodes: int, shown_rels: int, all_rels: int) -> str:

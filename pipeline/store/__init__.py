@@ -1,43 +1,48 @@
 """Stage 6, the store: Neo4j connection, schema, idempotent upsert, read-back and the named queries.
 
-All Cypher of the store lives in ``pipeline.store.queries`` (statements) and ``pipeline/store/cypher/``
-(the saved queries for Neo4j Browser, also visible as ``queries/`` at the top of a checkout).
+Modules, in the order a write flows through them:
+
+* ``settings`` - ``Neo4jSettings`` (URI, user, password, database; from the environment);
+* ``connection`` - ``connect`` (fails fast with one line), ``server_info``, ``clear_database``;
+* ``schema`` - constraints and indexes, and the whitelists every label and relation type passes;
+* ``rows`` - an analysis or a graph's contribution, validated and shaped into statement rows;
+* ``upsert`` - one document per transaction: ``upsert_document``, ``upsert_analyses``,
+  ``upsert_graph``, ``delete_document``, ``set_relation_labels``;
+* ``read`` - the database back as provenance or as a ``KnowledgeGraph``;
+* ``named`` - the saved queries of ``cypher/`` (also ``queries/`` at the top of a checkout);
+* ``queries`` - every Cypher statement of the store, and nothing else.
 """
 
 from __future__ import annotations
 
-from pipeline.store.neo4j_store import (
-    DEFAULT_BATCH_SIZE,
+from pipeline.store.connection import clear_database, connect, server_info
+from pipeline.store.named import QUERIES_DIR, load_query, query_names, run_named_query
+from pipeline.store.read import document_hashes, load_provenance, read_graph, read_provenance, read_relation_labels
+from pipeline.store.schema import (
     ENTITY_LABELS,
-    QUERIES_DIR,
     RELATION_TYPE_RE,
-    UpsertResult,
     check_entity_label,
     check_relation_type,
-    clear_database,
-    connect,
-    delete_document,
-    document_hashes,
     ensure_schema,
-    load_query,
-    query_names,
-    read_graph,
-    read_provenance,
-    read_relation_labels,
-    run_named_query,
-    server_info,
+)
+from pipeline.store.settings import Neo4jSettings
+from pipeline.store.upsert import (
+    DEFAULT_BATCH_SIZE,
+    BatchCallback,
+    UpsertResult,
+    delete_document,
     set_relation_labels,
     upsert_analyses,
     upsert_document,
     upsert_graph,
 )
-from pipeline.store.settings import Neo4jSettings
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "ENTITY_LABELS",
     "QUERIES_DIR",
     "RELATION_TYPE_RE",
+    "BatchCallback",
     "Neo4jSettings",
     "UpsertResult",
     "check_entity_label",
@@ -47,6 +52,7 @@ __all__ = [
     "delete_document",
     "document_hashes",
     "ensure_schema",
+    "load_provenance",
     "load_query",
     "query_names",
     "read_graph",

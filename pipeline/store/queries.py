@@ -1,0 +1,212 @@
+"""Every Cypher statement of the store, as named constants (and nothing else).
+
+The saved queries for Neo4j Browser are the other Cypher of the project (``pipeline/store/cypher/``,
+run by ``pipeline.store.named``). Every value travels as a parameter; labels only ever come in as
+whitelisted parameters through Cypher's dynamic ``$(...)`` label syntax (see ``pipeline.store.schema``).
+"""
+
+from __future__ import annotations
+
+# ── connection ───────────────────────────────────────────────────────────────────────────────────
+
+# verify_connectivity does not open the database; this trivial read does, and names a missing one.
+CONNECTIVITY_CHECK = "RETURN 1"
+SERVER_INFO = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions[0] AS version, edition"
+# CALL ... IN TRANSACTIONS needs an auto-commit transaction (session.run). Relationships go first:
+# a DETACH DELETE of 10,000 hub nodes would delete all their relationships in one transaction.
+CLEAR_RELATIONSHIPS = "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 10000 ROWS"
+CLEAR_NODES = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+
+# ── schema ───────────────────────────────────────────────────────────────────────────────────────
+
+# Community edition has uniqueness constraints (each backed by a range index) and plain indexes.
+# Deliberately NO index on RELATES.type: the planner would use it for MERGE (a)-[:RELATES {type}]->(b)
+# and scan every edge of that type per merged row (quadratic; see docs/neo4j.md), where expanding
+# between the two already-bound span nodes costs only their degree.
+SCHEMA_STATEMENTS: tuple[str, ...] = (
+    "CREATE CONSTRAINT qkgraph_document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
+    "CREATE CONSTRAINT qkgraph_span_key IF NOT EXISTS FOR (s:Span) REQUIRE s.key IS UNIQUE",
+    "CREATE CONSTRAINT qkgraph_sentence_id IF NOT EXISTS FOR (s:Sentence) REQUIRE (s.doc_id, s.index) IS UNIQUE",
+    "CREATE CONSTRAINT qkgraph_relation_type_id IF NOT EXISTS FOR (t:RelationType) REQUIRE t.id IS UNIQUE",
+    "CREATE INDEX qkgraph_evidence_doc IF NOT EXISTS FOR ()-[e:EVIDENCE]-() ON (e.doc_id)",
+    "CREATE INDEX qkgraph_document_seq IF NOT EXISTS FOR (d:Document) ON (d.seq)",
+    "CREATE INDEX qkgraph_span_text IF NOT EXISTS FOR (s:Span) ON (s.text)",
+)
+AWAIT_INDEXES = "CALL db.awaitIndexes(300)"
+
+# ── document upsert and delete ───────────────────────────────────────────────────────────────────
+
+DOC_HASH = "OPTIONAL MATCH (d:Document {id: $id}) RETURN d.content_hash AS content_hash"
+DOC_HASHES = "UNWIND $ids AS id MATCH (d:Document {id: id}) RETURN d.id AS id, d.content_hash AS content_hash"
+# The stored hash and the highest ingest number, in one round trip (the seq index serves the ORDER BY).
+DOC_STATE = """
+OPTIONAL MATCH (d:Document {id: $id})
+RETURN d.content_hash AS content_hash,
+       COLLECT { MATCH (x:Document) WHERE x.seq IS NOT NULL RETURN x.seq ORDER BY x.seq DESC LIMIT 1 } AS top
+"""
+LABELS_READ = "UNWIND $ids AS id OPTIONAL MATCH (t:RelationType {id: id}) RETURN id, t.label AS label"
+LABELS_WRITE = """
+UNWIND $rows AS row
+MERGE (t:RelationType {id: row.id})
+SET t.label = row.label
+"""
+# One pass over RELATES (there is no index on its type, see SCHEMA_STATEMENTS).
+RELABEL = "MATCH ()-[r:RELATES]->() WHERE r.type IN $ids SET r.label = $labels[r.type]"
+OLD_MENTIONS = "MATCH (s:Span)-[m:MENTIONED_IN]->(:Document {id: $id}) DELETE m RETURN s.key AS key"
+OLD_EVIDENCE = """
+MATCH (a:Span)-[e:EVIDENCE {doc_id: $id}]->(b:Span)
+WITH a.key AS s, b.key AS o, e.type AS t, e
+DELETE e
+RETURN s, o, t
+"""
+OLD_SENTENCES = "MATCH (s:Sentence {doc_id: $id}) DETACH DELETE s"
+DOC_WRITE = """
+MERGE (d:Document {id: $id})
+SET d.content_hash = $content_hash, d.source = $source, d.settings = $settings, d.seq = $seq,
+    d.ingested_at = datetime()
+"""
+SENTENCES = """
+MATCH (d:Document {id: $id})
+UNWIND $rows AS row
+MERGE (s:Sentence {doc_id: $id, index: row.index})
+SET s.text = row.text
+MERGE (s)-[:PART_OF]->(d)
+"""
+# Rows of the three big statements (SPANS, MENTIONS, EVIDENCE) are positional lists, not maps: the
+# driver's pure-Python encoder spends most of the client time per packed value, and map keys
+# doubled the count.
+
+# MERGE each span; a span this transaction creates is mentioned by this document only, so it gets its
+# final properties here and needs no recompute. ON MATCH SET takes the node's write lock, so writers
+# touching the same spans serialize and each recompute reads committed, complete data.
+# row: [key, text, label, kind, mentions, extra_labels]
+SPANS = """
+UNWIND $rows AS row
+MERGE (s:Span {key: row[0]})
+ON CREATE SET s.mentions = 0
+ON MATCH SET s.mentions = s.mentions
+WITH s, row, s.mentions = 0 AS created
+CALL (s, row, created) {
+  WITH s, row WHERE created
+  SET s.text = row[1], s.label = row[2], s.kind = row[3], s.mentions = row[4], s.documents = [$id]
+  SET s:$(row[5])
+}
+WITH row, created WHERE NOT created
+RETURN row[0] AS key
+"""
+# The document's own relationships were deleted above (or never existed), so CREATE is exact here
+# and avoids MERGE's scan of every relationship between the two nodes.
+# row: [key, count, position, starts, ends, sentences, text_values, text_counts, label_values,
+#       label_counts, kind_values, kind_counts]
+MENTIONS = """
+MATCH (d:Document {id: $id})
+UNWIND $rows AS row
+MATCH (s:Span {key: row[0]})
+CREATE (s)-[m:MENTIONED_IN]->(d)
+SET m.count = row[1], m.position = row[2], m.starts = row[3], m.ends = row[4], m.sentences = row[5],
+    m.text_values = row[6], m.text_counts = row[7], m.label_values = row[8], m.label_counts = row[9],
+    m.kind_values = row[10], m.kind_counts = row[11]
+"""
+# Evidence, and the RELATES aggregate right away when this document is the triple's only support
+# (the common case); triples with evidence from other documents are recomputed afterwards.
+# row: [source key, target key, type, score_mean (exact), scores, sentences, source_starts,
+#       source_ends, target_starts, target_ends], items best first
+EVIDENCE = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row[0]})
+MATCH (b:Span {key: row[1]})
+CREATE (a)-[e:EVIDENCE]->(b)
+SET e.type = row[2], e.doc_id = $id, e.count = size(row[4]), e.score_max = row[4][0],
+    e.score_sum = reduce(total = 0.0, x IN row[4] | total + x), e.score_mean = row[3], e.scores = row[4],
+    e.sentences = row[5], e.source_starts = row[6], e.source_ends = row[7], e.target_starts = row[8],
+    e.target_ends = row[9]
+WITH a, b, row, e, COUNT { (a)-[x:EVIDENCE]->(b) WHERE x.type = row[2] } = 1 AS alone
+CALL (a, b, e, alone) {
+  WITH a, b, e WHERE alone
+  OPTIONAL MATCH (rt:RelationType {id: e.type})
+  MERGE (a)-[r:RELATES {type: e.type}]->(b)
+  SET r.label = coalesce(rt.label, ''), r.count = e.count, r.score_max = e.score_max,
+      r.score_mean = e.score_mean, r.documents = [e.doc_id]
+}
+WITH row, alone WHERE NOT alone
+RETURN row[0] AS s, row[1] AS o, row[2] AS t
+"""
+
+PAIRS_READ = """
+UNWIND $rows AS p
+MATCH (a:Span {key: p.s})-[e:EVIDENCE {type: p.t}]->(b:Span {key: p.o})
+RETURN p.s AS s, p.o AS o, p.t AS t, e.doc_id AS doc, e.scores AS scores
+"""
+RELATES_WRITE = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row.s})
+MATCH (b:Span {key: row.o})
+OPTIONAL MATCH (rt:RelationType {id: row.t})
+MERGE (a)-[r:RELATES {type: row.t}]->(b)
+SET r.label = coalesce(rt.label, ''), r.count = row.count, r.score_max = row.score_max,
+    r.score_mean = row.score_mean, r.documents = row.documents
+"""
+RELATES_DELETE = """
+UNWIND $rows AS p
+MATCH (a:Span {key: p.s})-[r:RELATES {type: p.t}]->(b:Span {key: p.o})
+DELETE r
+"""
+# Span properties recomputed on the server from every document's MENTIONED_IN tallies (shipping
+# them to Python was the dominant cost for spans that many documents mention). Same rule as
+# pipeline.graph.provenance.NodeAggregate: most frequent value over all mentions; ties -> first seen,
+# documents in ingest order (seq, then id), values in first-seen order within a document.
+# Entity labels come from schema.ENTITY_LABELS only (whitelist) and go in as parameters via $(...).
+NODES_RECOMPUTE = """
+UNWIND $rows AS key
+MATCH (s:Span {key: key})
+CALL (s) {
+  MATCH (s)-[m:MENTIONED_IN]->(d:Document)
+  WITH m, d ORDER BY d.id
+  RETURN sum(m.count) AS mentions, collect(d.id) AS documents
+}
+CALL (s) {
+  MATCH (s)-[m:MENTIONED_IN]->(d:Document)
+  UNWIND [[0, m.text_values, m.text_counts], [1, m.label_values, m.label_counts],
+          [2, m.kind_values, m.kind_counts]] AS tally
+  UNWIND range(0, size(tally[1]) - 1) AS i
+  WITH tally[0] AS field, tally[1][i] AS value, tally[2][i] AS n, d.seq AS seq, d.id AS doc, i
+  ORDER BY seq, doc, i
+  WITH field, value, sum(n) AS total, head(collect(seq)) AS first_seq, head(collect(doc)) AS first_doc,
+       head(collect(i)) AS first_pos
+  ORDER BY field, total DESC, first_seq, first_doc, first_pos
+  WITH field, head(collect(value)) AS best
+  ORDER BY field
+  RETURN collect(best) AS best
+}
+WITH s, mentions, documents, best[0] AS text, best[1] AS label, best[2] AS kind
+SET s.text = text, s.label = label, s.kind = kind, s.mentions = mentions, s.documents = documents
+REMOVE s:$($entity_labels)
+SET s:$(CASE WHEN kind = 'entity' AND label IN keys($label_map) THEN [$label_map[label]] ELSE [] END)
+"""
+NODES_DELETE_ORPHANS = """
+UNWIND $rows AS key
+MATCH (s:Span {key: key})
+WHERE NOT EXISTS { (s)-[:MENTIONED_IN]->(:Document) }
+DETACH DELETE s
+"""
+DOC_DELETE = "MATCH (d:Document {id: $id}) DETACH DELETE d"
+
+
+# ── read back ───────────────────────────────────────────────────────────────────────────────────
+
+READ_DOCS = "MATCH (d:Document) RETURN d.id AS id, d.content_hash AS content_hash, d.seq AS seq, d.settings AS settings"
+READ_MENTIONS = """
+MATCH (s:Span)-[m:MENTIONED_IN]->(d:Document)
+RETURN d.id AS doc, s.key AS key, m.position AS position, m.count AS count,
+       m.text_values AS text_values, m.text_counts AS text_counts,
+       m.label_values AS label_values, m.label_counts AS label_counts,
+       m.kind_values AS kind_values, m.kind_counts AS kind_counts
+"""
+READ_EVIDENCE = """
+MATCH (a:Span)-[e:EVIDENCE]->(b:Span)
+RETURN e.doc_id AS doc, a.key AS s, b.key AS o, e.type AS t, e.scores AS scores, e.sentences AS sentences,
+       e.source_starts AS source_starts, e.source_ends AS source_ends,
+       e.target_starts AS target_starts, e.target_ends AS target_ends
+"""
+READ_SENTENCES = "MATCH (s:Sentence) RETURN s.doc_id AS doc, s.index AS index, s.text AS text"
+READ_RELATION_TYPES = "MATCH (t:RelationType) RETURN t.id AS id, t.label AS label"

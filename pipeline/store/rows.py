@@ -1,0 +1,181 @@
+"""One document version, validated and shaped into the rows the upsert statements take.
+
+The document's contribution is ``pipeline.graph.provenance``'s (same dedupe and self-loop rules
+as ``KnowledgeGraph``), and the aggregates written along with it use the same ``NodeAggregate`` /
+``EdgeAggregate`` rules, so the store and the in-memory graph agree bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.graph.provenance import (
+    DocumentContribution,
+    EdgeAggregate,
+    EdgeId,
+    NodeAggregate,
+    canonical_json,
+    contribution_from_analysis,
+)
+from pipeline.store.schema import check_entity_label, check_relation_type, check_span, entity_node_labels
+from pipeline.types import DocumentAnalysis
+
+__all__ = [
+    "DocumentRows",
+    "MentionOffsets",
+    "evidence_rows",
+    "mention_rows",
+    "relates_rows",
+    "rows_from_analysis",
+    "rows_from_contribution",
+    "settings_json",
+    "span_rows",
+]
+
+
+@dataclass
+class MentionOffsets:
+    """Where one span key is mentioned in one document (empty when written from a KnowledgeGraph)."""
+
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    sentences: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DocumentRows:
+    """A validated document contribution plus what only the store keeps (mention offsets, source)."""
+
+    contribution: DocumentContribution
+    source: str = ""
+    offsets: dict[str, MentionOffsets] = field(default_factory=dict)
+
+    @property
+    def doc_id(self) -> str:
+        """The document id."""
+        return self.contribution.document
+
+
+def rows_from_analysis(analysis: DocumentAnalysis) -> DocumentRows:
+    """Validate an analysis against the whitelists and turn it into rows.
+
+    Raises:
+        ValueError: an empty document id, a span kind or entity label or relation type outside the
+            whitelists, or an analysis that breaks its contract (index out of range, non-finite score).
+    """
+    doc = analysis.document
+    if not isinstance(doc.id, str) or doc.id == "":
+        raise ValueError(f"document id must be a non-empty string, got {doc.id!r}")
+    offsets: dict[str, MentionOffsets] = {}
+    for i, span in enumerate(analysis.spans):
+        check_span(doc.id, i, span.label, span.kind)
+        at = offsets.setdefault(span.key, MentionOffsets())
+        at.starts.append(int(span.start_char))
+        at.ends.append(int(span.end_char))
+        at.sentences.append(int(span.sent_index))
+    for rel in analysis.relations:
+        check_relation_type(rel.relation)
+    return DocumentRows(contribution_from_analysis(analysis), source=doc.source, offsets=offsets)
+
+
+def rows_from_contribution(contribution: DocumentContribution) -> DocumentRows:
+    """Validate one contribution of a KnowledgeGraph's provenance and wrap it (no mention offsets there)."""
+    for position, node in enumerate(contribution.nodes.values()):
+        for label in node.labels:
+            if label != "":
+                check_entity_label(label)
+        for kind in node.kinds:
+            check_span(contribution.document, position, "", kind)
+    for _, _, relation in contribution.edges:
+        check_relation_type(relation)
+    return DocumentRows(contribution)
+
+
+def settings_json(rows: DocumentRows) -> str:
+    """The document's extractor settings as the JSON string ``Document.settings`` holds."""
+    return canonical_json(rows.contribution.settings)
+
+
+def span_rows(rows: DocumentRows, seq: int) -> list[list[Any]]:
+    """SPANS rows ``[key, text, label, kind, mentions, extra_labels]``: the final properties of a span
+    only this document mentions. Sorted by key, so writers lock shared spans in one order (fewer deadlocks).
+    """
+    out = []
+    c = rows.contribution
+    for key in sorted(c.nodes):
+        agg = NodeAggregate()
+        agg.add(c.nodes[key], c.document, seq)
+        a = agg.attributes()
+        out.append([key, a["text"], a["label"], a["kind"], a["mentions"], entity_node_labels(a["label"], a["kind"])])
+    return out
+
+
+def mention_rows(rows: DocumentRows) -> list[list[Any]]:
+    """MENTIONS rows, one per span key in first-mention order (``position``) with value tallies."""
+    out = []
+    for position, (key, node) in enumerate(rows.contribution.nodes.items()):
+        at = rows.offsets.get(key, MentionOffsets())
+        out.append(
+            [
+                key,
+                node.mentions,
+                position,
+                at.starts,
+                at.ends,
+                at.sentences,
+                list(node.texts),
+                list(node.texts.values()),
+                list(node.labels),
+                list(node.labels.values()),
+                list(node.kinds),
+                list(node.kinds.values()),
+            ]
+        )
+    return out
+
+
+def evidence_rows(rows: DocumentRows) -> list[list[Any]]:
+    """EVIDENCE rows, one per (source, target, type) triple, items best first, with the exact mean
+    (so a RELATES fed by this document alone needs no recompute)."""
+    out = []
+    c = rows.contribution
+    for (s, o, t), items in c.edges.items():
+        scores = [ev.score for ev in items]
+        agg = EdgeAggregate()
+        agg.add_scores(c.document, scores)
+        out.append(
+            [
+                s,
+                o,
+                t,
+                agg.score_mean,
+                scores,
+                [ev.sentence_index for ev in items],
+                [ev.source_start for ev in items],
+                [ev.source_end for ev in items],
+                [ev.target_start for ev in items],
+                [ev.target_end for ev in items],
+            ]
+        )
+    return out
+
+
+def relates_rows(evidence: Iterable[dict[str, Any]]) -> dict[EdgeId, dict[str, Any]]:
+    """RELATES_WRITE rows from PAIRS_READ records ({s, o, t, doc, scores}), keyed by triple."""
+    aggs: dict[EdgeId, EdgeAggregate] = {}
+    for r in evidence:
+        aggs.setdefault((r["s"], r["o"], r["t"]), EdgeAggregate()).add_scores(r["doc"], r["scores"])
+    return {
+        (s, o, t): {
+            "s": s,
+            "o": o,
+            "t": t,
+            "count": agg.count,
+            "score_max": agg.score_max,
+            "score_mean": agg.score_mean,
+            "documents": sorted(agg.documents),
+        }
+        for (s, o, t), agg in sorted(aggs.items())
+    }
