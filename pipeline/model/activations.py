@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -75,7 +76,7 @@ def _register_capture() -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(_CAPTURE_IMPL, eager_mask)
 
 
-def _configs(model: nn.Module) -> Iterator[object]:
+def _configs(model: nn.Module) -> Iterator[Any]:
     seen: set[int] = set()
     for module in model.modules():
         cfg = getattr(module, "config", None)

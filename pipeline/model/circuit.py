@@ -9,6 +9,7 @@ product is never formed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 
 import torch
@@ -102,7 +103,7 @@ class FactoredQK:
     def beta(self) -> torch.Tensor:
         return self._svd[4]
 
-    def query_map(self, components: torch.Tensor | list[int]) -> torch.Tensor:
+    def query_map(self, components: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """[d_model, d_head] map x -> head-space query restricted to ``components`` (float64).
 
         With all components this equals A (up to rounding).
@@ -110,7 +111,7 @@ class FactoredQK:
         c = torch.as_tensor(components, dtype=torch.long)
         return self.U[:, c] @ self.alpha[:, c].T
 
-    def key_map(self, components: torch.Tensor | list[int]) -> torch.Tensor:
+    def key_map(self, components: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """[d_model, d_head] map x -> head-space key restricted to ``components`` (float64)."""
         c = torch.as_tensor(components, dtype=torch.long)
         return self.V[:, c] @ self.beta[:, c].T

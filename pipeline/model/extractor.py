@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -126,7 +126,7 @@ class KnowledgeGraphExtractor:
     def __init__(
         self,
         model: nn.Module | AttentionAdapter,
-        tokenizer: object | None = None,
+        tokenizer: Any = None,
         scorer: PairScorer = attention_share,
         energy: float = ENERGY,
         min_rank: int = MIN_RANK,
@@ -347,7 +347,7 @@ class KnowledgeGraphExtractor:
             spreads = self._spread(acts, candidates)
             ranked = sorted(
                 (self._with_spread(s, float(v)) for s, v in zip(candidates, spreads)),
-                key=lambda s: (-s.spread, s.head, s.components),
+                key=lambda s: (-(s.spread or 0.0), s.head, s.components),
             )
             if reference_ids is not None:
                 return ranked[:top_k]

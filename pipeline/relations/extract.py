@@ -1,21 +1,7 @@
 """From span mentions and model subwords to typed span-pair relations (one DocumentAnalysis per document).
 
-Alignment. Spans and the model's subwords meet through character offsets: a subword belongs to a span
-when their character ranges overlap. This is many-to-many (BERT's "don" covers spaCy's "do" and part of
-"n't"), robust to the uncased tokenizer stripping accents (its offsets still point into the original
-text), and whitespace has no subwords at all.
-
-Windows. A document is cut into windows of whole sentences that fit the model (``max_tokens`` subwords
-including special tokens). Each window scores only the sentences it *owns*; it may start with up to
-``overlap`` earlier sentences as left context, which it does not score, so every sentence is scored
-exactly once and no relation is counted twice. A single sentence longer than a window is split at
-span-safe character positions into pieces that are scored separately (counted in ``stats``).
-
-Pooling (Clark et al. 2019). For a subspace's attention share p(i, j) between subwords, the score of
-span A (query side) to span B (key side) is the attention *to* B summed over B's subwords, averaged
-*from* A's subwords:  s(A, B) = mean_{i in A} sum_{j in B} p(i, j).  It stays in [0, 1]. Pairs of spans
-in the same sentence with s >= threshold are kept; self-pairs (same node key) are dropped, and special
-tokens never belong to a span.
+The rooms: ``windows`` (sentence-aligned windows), ``alignment`` (spans to subwords), ``pooling``
+(subword scores to span scores); this module streams documents through them and the extractor.
 """
 
 from __future__ import annotations
@@ -27,22 +13,12 @@ from dataclasses import dataclass, field
 import torch
 
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
+from pipeline.relations.alignment import membership
+from pipeline.relations.pooling import pool_span_scores
+from pipeline.relations.windows import Window, make_windows
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 log = logging.getLogger("qkgraph.relations")
-
-
-@dataclass(frozen=True)
-class Window:
-    """A character range of a document fed to the model at once.
-
-    ``owned`` are the sentence indices this window scores; other sentences in it are context.
-    """
-
-    doc_index: int
-    start: int
-    end: int
-    owned: tuple[int, ...]
 
 
 @dataclass
@@ -52,89 +28,6 @@ class RelationStats:
     tokens: int = 0
     split_sentences: int = 0
     relations: int = 0
-
-
-def _count_tokens(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def make_windows(
-    tokenizer, text: str, sentences: Sequence[tuple[int, int]], doc_index: int, max_tokens: int, overlap: int = 1
-) -> tuple[list[Window], int]:
-    """Sentence-aligned windows with ``overlap`` context sentences; returns (windows, split_sentences)."""
-    budget = max_tokens - tokenizer.num_special_tokens_to_add(pair=False)
-    sizes = [_count_tokens(tokenizer, text[a:b]) for a, b in sentences]
-    windows: list[Window] = []
-    split = 0
-    i = 0
-    n = len(sentences)
-    while i < n:
-        if sizes[i] > budget:
-            split += 1
-            windows.extend(_split_sentence(tokenizer, text, sentences[i], i, doc_index, budget))
-            i += 1
-            continue
-        # left context: up to `overlap` previous sentences, if they fit alongside sentence i
-        ctx_start = i
-        used = sizes[i]
-        context = 0
-        # context sentences must fit beside sentence i and take at most half the window
-        while (
-            ctx_start > 0
-            and i - ctx_start < overlap
-            and used + sizes[ctx_start - 1] <= budget
-            and context + sizes[ctx_start - 1] <= budget // 2
-        ):
-            ctx_start -= 1
-            used += sizes[ctx_start]
-            context += sizes[ctx_start]
-        j = i + 1
-        while j < n and used + sizes[j] <= budget:
-            used += sizes[j]
-            j += 1
-        windows.append(Window(doc_index, sentences[ctx_start][0], sentences[j - 1][1], tuple(range(i, j))))
-        i = j
-    return windows, split
-
-
-def _split_sentence(
-    tokenizer, text: str, sentence: tuple[int, int], index: int, doc_index: int, budget: int
-) -> list[Window]:
-    """Cut an over-long sentence at whitespace into pieces of at most ``budget`` subwords."""
-    a, b = sentence
-    enc = tokenizer(text[a:b], add_special_tokens=False, return_offsets_mapping=True)
-    offsets = enc["offset_mapping"]
-    pieces = []
-    start_tok = 0
-    while start_tok < len(offsets):
-        end_tok = min(start_tok + budget, len(offsets))
-        # back off to a subword that starts after whitespace, so no word is cut in two
-        cut = end_tok
-        if end_tok < len(offsets):
-            while cut > start_tok + 1 and not text[a + offsets[cut][0] - 1].isspace():
-                cut -= 1
-            if cut == start_tok + 1:
-                cut = end_tok
-        pieces.append(Window(doc_index, a + offsets[start_tok][0], a + offsets[cut - 1][1], (index,)))
-        start_tok = cut
-    return pieces
-
-
-def membership(spans: Sequence[Span], offsets: torch.Tensor, window_start: int) -> torch.Tensor:
-    """[n_spans, T] boolean: subword t overlaps span s (offsets are [T, 2] relative to the window)."""
-    starts = offsets[:, 0] + window_start
-    ends = offsets[:, 1] + window_start
-    real = offsets[:, 1] > offsets[:, 0]  # special tokens and padding have empty offsets
-    s0 = torch.tensor([s.start_char for s in spans], dtype=torch.long)[:, None]
-    s1 = torch.tensor([s.end_char for s in spans], dtype=torch.long)[:, None]
-    return (starts[None] < s1) & (ends[None] > s0) & real[None]
-
-
-def pool_span_scores(scores: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
-    """Clark pooling. scores [S, T, T] (one window), member [n, T] -> [S, n, n] span scores."""
-    m = member.to(scores.dtype)
-    from_avg = m / m.sum(1, keepdim=True).clamp(min=1)  # average over the query span's subwords
-    return torch.einsum("at,stu,bu->sab", from_avg, scores, m)  # sum over the key span's subwords
 
 
 @dataclass
@@ -238,7 +131,7 @@ class RelationExtractor:
                 has = member.any(1)
                 pooled = pool_span_scores(scores[:, b], member)  # [S, n, n]
                 sent = torch.tensor([s.sent_index for s in spans])
-                key_ids = {}
+                key_ids: dict[str, int] = {}
                 key_index = torch.tensor([key_ids.setdefault(s.key, len(key_ids)) for s in spans])
                 same_key = key_index[:, None] == key_index[None, :]
                 ok = (sent[:, None] == sent[None, :]) & ~same_key & has[:, None] & has[None, :]

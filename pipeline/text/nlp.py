@@ -13,7 +13,6 @@ from pipeline.text.defaults import DEFAULT_SPACY
 __all__ = ["DEFAULT_SPACY", "load_spacy"]
 
 
-
 @lru_cache(maxsize=4)
 def load_spacy(name: str = DEFAULT_SPACY) -> Language:
     """Load a spaCy pipeline by package name or path (cached per process)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -41,8 +41,10 @@ class AttentionAdapter(ABC):
     positional: ClassVar[Literal["absolute", "rotary"]]
 
     def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.config = model.config
+        # Typed Any: a transformers model's submodules and config are reached by attribute names
+        # that differ per family (torch's __getattr__ would type them Tensor | Module).
+        self.model: Any = model
+        self.config: Any = model.config
 
     # -- shapes ---------------------------------------------------------------------------------
     @property
@@ -76,8 +78,8 @@ class AttentionAdapter(ABC):
 
     # -- modules --------------------------------------------------------------------------------
     @property
-    def base(self) -> nn.Module:
-        """The bare transformer (without LM or pooling heads)."""
+    def base(self) -> Any:
+        """The bare transformer (without LM or pooling heads), an ``nn.Module`` of the family's layout."""
         return self.model.base_model
 
     @abstractmethod
@@ -87,10 +89,6 @@ class AttentionAdapter(ABC):
     @abstractmethod
     def qk_input_module(self, layer: int) -> nn.Module:
         """A module whose first positional input is the normalised residual entering Q/K."""
-
-    @abstractmethod
-    def norm_before_qk(self, layer: int) -> nn.Module | None:
-        """The normalisation applied to the residual before Q/K (None when already applied, as in BERT)."""
 
     @abstractmethod
     def layer_qk(self, layer: int) -> LayerQK:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from pipeline.model.adapters.base import AttentionAdapter, LayerQK, split_linear
@@ -13,7 +15,7 @@ class BertAdapter(AttentionAdapter):
     causal = False
     positional = "absolute"
 
-    def _self_attention(self, layer: int) -> nn.Module:
+    def _self_attention(self, layer: int) -> Any:
         return self.base.encoder.layer[layer].attention.self
 
     def attention_module(self, layer: int) -> nn.Module:
@@ -21,11 +23,6 @@ class BertAdapter(AttentionAdapter):
 
     def qk_input_module(self, layer: int) -> nn.Module:
         return self._self_attention(layer).query
-
-    def norm_before_qk(self, layer: int) -> nn.Module | None:
-        # Post-LN: the residual entering layer l is already the LayerNorm output of layer l-1
-        # (or of the embeddings for l = 0); Q/K read it as is.
-        return None
 
     def layer_qk(self, layer: int) -> LayerQK:
         att = self._self_attention(layer)

@@ -19,9 +19,6 @@ class GPT2Adapter(AttentionAdapter):
     def qk_input_module(self, layer: int) -> nn.Module:
         return self.base.h[layer].attn.c_attn
 
-    def norm_before_qk(self, layer: int) -> nn.Module | None:
-        return self.base.h[layer].ln_1
-
     def layer_qk(self, layer: int) -> LayerQK:
         c_attn = self.base.h[layer].attn.c_attn
         # Conv1D stores weight as [in, out] = [d_model, 3*d_model]; columns are q | k | v, each split

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from pipeline.model.adapters.base import AttentionAdapter, LayerQK
@@ -16,7 +18,8 @@ class GPTNeoXAdapter(AttentionAdapter):
 
     @property
     def rotary_dim(self) -> int:
-        return int(self.attention_module(0).rotary_ndims)
+        attention: Any = self.attention_module(0)
+        return int(attention.rotary_ndims)
 
     def attention_module(self, layer: int) -> nn.Module:
         return self.base.layers[layer].attention
@@ -24,14 +27,11 @@ class GPTNeoXAdapter(AttentionAdapter):
     def qk_input_module(self, layer: int) -> nn.Module:
         return self.base.layers[layer].attention.query_key_value
 
-    def norm_before_qk(self, layer: int) -> nn.Module | None:
-        return self.base.layers[layer].input_layernorm
-
     def rotary_module(self) -> nn.Module | None:
         return self.base.rotary_emb
 
     def layer_qk(self, layer: int) -> LayerQK:
-        qkv = self.attention_module(layer).query_key_value
+        qkv: Any = self.attention_module(layer).query_key_value
         n, dh, d = self.n_heads, self.d_head, self.d_model
         # Output rows are grouped per head: head h owns rows [h*3*dh, (h+1)*3*dh) = q | k | v.
         w = qkv.weight.detach().reshape(n, 3, dh, d)

@@ -3,6 +3,8 @@ grouped-query attention, rotary position embeddings on the whole head (Qwen2 add
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from pipeline.model.adapters.base import AttentionAdapter, LayerQK, split_linear
@@ -32,14 +34,11 @@ class LlamaAdapter(AttentionAdapter):
     def qk_input_module(self, layer: int) -> nn.Module:
         return self.base.layers[layer].self_attn.q_proj
 
-    def norm_before_qk(self, layer: int) -> nn.Module | None:
-        return self.base.layers[layer].input_layernorm
-
     def rotary_module(self) -> nn.Module | None:
         return self.base.rotary_emb
 
     def layer_qk(self, layer: int) -> LayerQK:
-        att = self.attention_module(layer)
+        att: Any = self.attention_module(layer)
         w_q, b_q = split_linear(att.q_proj.weight, att.q_proj.bias, self.n_heads, self.d_head)
         w_k, b_k = split_linear(att.k_proj.weight, att.k_proj.bias, self.n_kv_heads, self.d_head)
         return LayerQK(w_q, b_q, w_k, b_k)
