@@ -35,6 +35,7 @@ from flows.analysis import FlowAnalyser, discover
 from flows.cache import AnalysisCache, default_cache_dir
 from flows.neo4j_tasks import NEO4J_RETRIES, NEO4J_RETRY_DELAY_S, FlowNeo4jSink, Neo4jTarget, close_drivers
 from flows.options import TASK_OPTIONS
+from pipeline.errors import QkgraphError
 from pipeline.ingest.run import run_ingest
 from pipeline.ingest.settings import DEFAULT_OUT, DEFAULT_THRESHOLD, DEFAULT_TOP_K, IngestSettings, parse_layers
 from pipeline.model.defaults import DEFAULT_MODEL
@@ -147,6 +148,8 @@ def ingest_flow(
         files=report.counts("files") if files is not None else None,
         graph=files.graph.summary() if files is not None else None,
     )
+    if report.sink_errors:  # the other sinks were written; the flow run still fails, naming the lost one
+        raise QkgraphError("; ".join(f"{name}: {error}" for name, error in report.sink_errors.items()))
     logger.info(
         "done: %d documents (%d extracted, %d cached), %d failed, %d skipped; neo4j %s; graph %s",
         report.documents, analyser.extracted, analyser.cached, len(report.failed), len(report.skipped),

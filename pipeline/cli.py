@@ -198,6 +198,10 @@ def ingest(
             )
         else:
             typer.echo(f"wrote {kind}: {path}")
+    for name, error in report.sink_errors.items():
+        typer.echo(f"qkgraph: error: {name}: {error}", err=True)
+    if report.sink_errors:
+        raise typer.Exit(2)
     if strict and (report.skipped or report.failed):
         raise typer.Exit(3)
 

@@ -20,7 +20,8 @@ class IngestReport:
 
     ``documents`` counts the documents read; ``analysed`` those sent to the analyser (the rest every
     sink already held, same id and content hash); ``sinks`` maps each sink's name to its
-    added/unchanged/replaced counts; ``outputs`` what the sinks wrote (kind -> path or URI).
+    added/unchanged/replaced counts; ``outputs`` what the sinks wrote (kind -> path or URI);
+    ``sink_errors`` the sinks that failed as a whole (their server went away), with the error.
     """
 
     documents: int = 0
@@ -32,6 +33,7 @@ class IngestReport:
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
+    sink_errors: dict[str, str] = field(default_factory=dict)
 
     def count(self, sink: str, result: WriteResult) -> None:
         self.sinks.setdefault(sink, _counts())[result] += 1
@@ -56,4 +58,5 @@ class IngestReport:
             "sinks": {k: dict(v) for k, v in self.sinks.items()},
             "outputs": dict(self.outputs),
             "summary": dict(self.summary),
+            "sink_errors": dict(self.sink_errors),
         }

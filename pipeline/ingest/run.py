@@ -11,8 +11,12 @@ retries). The rules are here, once:
   state) is not analysed again and counts "unchanged" for every sink.
 * A document id seen twice in one run keeps its first document; the second is reported as skipped.
 * A document the analyser or a sink cannot handle is reported (``IngestReport.failed``) and the run
-  goes on. An error that is not about one document (a sink's server went away) stops the run: every
-  sink is aborted (files are only ever written, atomically, by ``close``) and the error propagates.
+  goes on.
+* A sink that fails as a whole with a ``QkgraphError`` (its server went away) is aborted and named in
+  ``IngestReport.sink_errors``; the other sinks go on and are closed normally, so one lost database
+  does not cost the graph files. What the lost sink committed stays; a rerun writes the rest.
+* Any other error stops the run: every sink is aborted (files are only ever written, atomically, by
+  ``close``) and the error propagates.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Protocol, TypeVar
 
+from pipeline.errors import QkgraphError
 from pipeline.ingest.models import Models, analyse_isolated
 from pipeline.ingest.report import FailedDocument, IngestReport
 from pipeline.relations import RelationStats
@@ -84,31 +89,41 @@ def run_ingest(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     t0 = time.perf_counter()
     report = IngestReport()
-    opened: list[Sink] = []
+    active: list[Sink] = []
     try:
         for sink in sinks:
             sink.open()
-            opened.append(sink)
+            active.append(sink)
         labels: dict[str, str] | None = None
-        for batch in _chunks(analyser(_pending(sources, sinks, report)), batch_size):
+        for batch in _chunks(analyser(_pending(sources, active, report)), batch_size):
             good = [a for a in batch if isinstance(a, DocumentAnalysis)]
             report.failed.extend(f for f in batch if isinstance(f, FailedDocument))
             report.tokens += sum(a.n_tokens for a in good)
             if good:
                 if labels is None:
                     labels = analyser.relation_labels()
-                for sink in sinks:
-                    _write(sink, good, labels, report)
+                for sink in list(active):
+                    try:
+                        _write(sink, good, labels, report)
+                    except QkgraphError as exc:
+                        _drop(sink, exc, active, report)
             if on_progress is not None:
                 on_progress(report)
-        for sink in sinks:
+        for sink in list(active):
             report.outputs.update(sink.close())
+            active.remove(sink)
     except BaseException:
-        for sink in opened:
+        for sink in active:
             sink.abort()
         raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _drop(sink: Sink, exc: QkgraphError, active: list[Sink], report: IngestReport) -> None:
+    report.sink_errors[sink.name] = str(exc)
+    active.remove(sink)
+    sink.abort()
 
 
 def _write(sink: Sink, analyses: list[DocumentAnalysis], labels: dict[str, str], report: IngestReport) -> None:
@@ -142,7 +157,13 @@ def _pending(
                 seen[item.id] = item.source
                 documents.append(item)
         report.documents += len(documents)
-        held = set.intersection(*(sink.held(documents) for sink in sinks)) if sinks else set()
+        held_by: list[set[str]] = []
+        for sink in list(sinks):
+            try:
+                held_by.append(sink.held(documents))
+            except QkgraphError as exc:
+                _drop(sink, exc, sinks, report)
+        held = set.intersection(*held_by) if held_by else set()
         for document in documents:
             if document.id in held:
                 for sink in sinks:

@@ -11,7 +11,10 @@ from pipeline.errors import Neo4jConnectionError
 from pipeline.store import queries
 from pipeline.store.settings import Neo4jSettings
 
-__all__ = ["clear_database", "connect", "read_rows", "server_info", "session"]
+__all__ = ["BOLT_SCHEMES", "clear_database", "connect", "read_rows", "server_info", "session"]
+
+#: URI schemes the Bolt driver speaks; anything else is refused with a one-line message before connecting.
+BOLT_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 
 def connect(settings: Neo4jSettings, timeout_s: float = 10.0) -> neo4j.Driver:
@@ -20,6 +23,21 @@ def connect(settings: Neo4jSettings, timeout_s: float = 10.0) -> neo4j.Driver:
     Raises Neo4jConnectionError with one line saying which of the three failed; no driver stack trace
     reaches the user. Call it before any work so a bad setting costs nothing.
     """
+    scheme = settings.uri.split("://", 1)[0].lower() if "://" in settings.uri else ""
+    if scheme not in BOLT_SCHEMES:
+        hint = (
+            " (that is an HTTP address, e.g. Neo4j Browser's; Bolt listens on port 7687)"
+            if scheme.startswith("http")
+            else ""
+        )
+        raise Neo4jConnectionError(
+            f"Neo4j URI {settings.uri!r} must start with bolt:// or neo4j:// (or their +s / +ssc forms){hint}"
+        )
+    if settings.database.lower() == "system":
+        raise Neo4jConnectionError(
+            "database 'system' holds Neo4j's own users and settings, not graphs: "
+            "give a user database such as 'neo4j' (--neo4j-database / NEO4J_DATABASE)"
+        )
     auth = None if settings.user is None else (settings.user, settings.password or "")
     try:
         driver = neo4j.GraphDatabase.driver(
