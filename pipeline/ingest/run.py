@@ -138,7 +138,7 @@ def _write(sink: Sink, analyses: list[DocumentAnalysis], labels: dict[str, str],
 
 
 def _pending(
-    sources: Iterable[Document | SkippedInput], sinks: Sequence[Sink], report: IngestReport
+    sources: Iterable[Document | SkippedInput], sinks: list[Sink], report: IngestReport
 ) -> Iterator[Document]:
     """The documents some sink does not hold yet, in input order; skips and duplicates go to the report."""
     seen: dict[str, str] = {}
