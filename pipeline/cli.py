@@ -21,6 +21,23 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        typer.echo(f"qkgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Knowledge graphs from the relations a transformer's query-key circuits compute between tokens."""
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"qkgraph: error: {message}", err=True)
     raise typer.Exit(code)
