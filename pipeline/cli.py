@@ -25,6 +25,23 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        typer.echo(f"qkgraph {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Knowledge graphs from the relations a transformer's query-key circuits compute between tokens."""
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"qkgraph: error: {message}", err=True)
     raise typer.Exit(code)
@@ -33,24 +50,44 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 @app.command("neo4j-dev")
 def neo4j_dev(
     port: int = typer.Option(7687, help="Bolt port on 127.0.0.1."),
-    home: Path | None = typer.Option(None, help="Store directory (new or empty); a temporary one if omitted."),
+    home: Path | None = typer.Option(
+        None,
+        help="Store directory kept between runs: a new or empty one is created, one made by an earlier "
+        "neo4j-dev run is reused. A temporary store (deleted on exit) if omitted.",
+    ),
+    browser: bool = typer.Option(False, "--browser", help="Also serve Neo4j Browser over HTTP (at /browser/)."),
+    http_port: int = typer.Option(7474, help="HTTP port on 127.0.0.1 for Neo4j Browser (with --browser)."),
     heap_mb: int = typer.Option(512, help="JVM heap in MiB."),
     pagecache_mb: int = typer.Option(128, help="Neo4j page cache in MiB."),
     password: str | None = typer.Option(
         None, envvar="NEO4J_DEV_PASSWORD", help="Enable auth with user neo4j and this password (8+ chars)."
     ),
 ) -> None:
-    """Run a throwaway embedded Neo4j 5.26 Community (no Docker needed) until Ctrl-C."""
+    """Run an embedded Neo4j 5.26 Community (no Docker needed) until Ctrl-C."""
     from pipeline.store.dev_server import Neo4jDevServer
 
-    server = Neo4jDevServer(port=port, home=home, heap_mb=heap_mb, pagecache_mb=pagecache_mb, password=password)
+    server = Neo4jDevServer(
+        port=port,
+        home=home,
+        heap_mb=heap_mb,
+        pagecache_mb=pagecache_mb,
+        password=password,
+        browser=browser,
+        http_port=http_port if browser else None,
+    )
     try:
         server.start()
     except QkgraphError as exc:
         _fail(str(exc))
-    auth = "auth: neo4j/<password>" if password else "no auth"
-    typer.echo(f"Neo4j ready at {server.uri} ({auth}, started in {server.startup_seconds:.1f}s); Ctrl-C stops it.")
+    auth = "auth: user neo4j + your password" if password else "no auth"
+    store = f"store kept in {server.home}" if home is not None else "temporary store"
+    typer.echo(
+        f"Neo4j ready at {server.uri} ({auth}, {store}, started in {server.startup_seconds:.1f}s); Ctrl-C stops it."
+    )
     typer.echo(f"  export NEO4J_URI={server.uri}")
+    if server.browser_url:
+        login = "username neo4j, your password" if password else "authentication type 'No authentication'"
+        typer.echo(f"  Neo4j Browser: {server.browser_url}  (connect URL {server.uri}, {login})")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

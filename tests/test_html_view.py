@@ -5,23 +5,18 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
-import select
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from chromium_cdp import CHROMIUM, CHROMIUM_FLAGS, DevToolsPipe
 
 from pipeline.graph import KnowledgeGraph
-from pipeline.graph.html import PALETTE, select_subgraph, write_html
+from pipeline.graph.html import PALETTE, relation_caption, select_subgraph, write_html
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
-
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 # (key, text, label, kind) of the small test graph; texts are what the page must show.
 NODES = [
@@ -31,8 +26,8 @@ NODES = [
     ("noun_chunk:radium", "radium", "", "noun_chunk"),
 ]
 
-# Relation captions: label (or relation id when unlabelled) and score_max.
-REL_CAPTIONS = ["nsubj 0.90", "nsubj 0.60", "L5H1k4 0.40", "L3H3k8 0.75"]
+# Relation captions: the relation's name, i.e. its label (or relation id when unlabelled).
+REL_CAPTIONS = ["nsubj", "nsubj", "L5H1k4", "L3H3k8"]
 
 
 def small_graph() -> KnowledgeGraph:
@@ -63,19 +58,6 @@ def data_block(page: str) -> dict[str, object]:
     return json.loads(match.group(1))
 
 
-# Network is closed in tests; these flags stop Chromium's own background connections.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 def chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run with a fresh profile (e.g. --dump-dom)."""
     assert CHROMIUM
@@ -94,87 +76,6 @@ def chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
             timeout=180,
             check=False,
         )
-
-
-class DevToolsPipe:
-    """Minimal Chrome DevTools Protocol client over --remote-debugging-pipe (fds 3 and 4).
-
-    Used for the screenshot: ``chromium --screenshot`` with a virtual-time budget captures at a
-    moment of its own choosing, and NVL's canvas was sometimes not in that frame yet (a blank graph
-    under load). Over the protocol we wait until the page says it has rendered, then capture.
-    """
-
-    def __init__(self, window: tuple[int, int], timeout_s: float = 90.0) -> None:
-        assert CHROMIUM
-        self.deadline = time.monotonic() + timeout_s
-        self.profile = tempfile.TemporaryDirectory(prefix="qkgraph-chromium-")
-        to_chrome_r, self._to_chrome_w = os.pipe()
-        self._from_chrome_r, from_chrome_w = os.pipe()
-
-        def wire_fds() -> None:
-            # Chromium reads commands on fd 3 and writes replies on fd 4; dup first so the new
-            # descriptors are inheritable even if a pipe end already sits on 3 or 4.
-            read_end, write_end = os.dup(to_chrome_r), os.dup(from_chrome_w)
-            os.dup2(read_end, 3)
-            os.dup2(write_end, 4)
-
-        self.proc = subprocess.Popen(
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={self.profile.name}",
-                "--remote-debugging-pipe",
-                f"--window-size={window[0]},{window[1]}",
-                "about:blank",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=False,
-            preexec_fn=wire_fds,
-        )
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        self._buffer = b""
-        self._next_id = 0
-
-    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
-        """Send one command and wait for its reply (events in between are ignored)."""
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_chrome_w, json.dumps(message).encode() + b"\0")
-        while True:
-            while b"\0" not in self._buffer:
-                left = self.deadline - time.monotonic()
-                ready, _, _ = select.select([self._from_chrome_r], [], [], max(left, 0))
-                if not ready:
-                    raise TimeoutError(f"no DevTools reply to {method}")
-                chunk = os.read(self._from_chrome_r, 1 << 16)
-                if not chunk:
-                    raise RuntimeError("chromium closed the DevTools pipe")
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            reply = json.loads(raw)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close")
-        except (OSError, RuntimeError, TimeoutError):
-            pass
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_chrome_w)
-        os.close(self._from_chrome_r)
-        self.profile.cleanup()
 
 
 STATUS_JS = "document.body && document.body.getAttribute('data-qkgraph-rendered')"
@@ -304,3 +205,10 @@ def test_screenshot_shows_the_nodes(page_path: Path, tmp_path: Path) -> None:
         # A node of radius >= 12 px covers hundreds of pixels of its exact fill colour (the
         # legend's swatch of that colour is under 100).
         assert counts.get(rgb, 0) > 300, f"node colour {fill} not drawn"
+
+
+def test_relation_caption_is_the_readable_name() -> None:
+    assert relation_caption("compound (0.81)", "L0H2k10") == "compound"
+    assert relation_caption("nmod:poss (0.77)", "L1H3k2") == "nmod:poss"
+    assert relation_caption("nsubj", "L2H8k12") == "nsubj"
+    assert relation_caption("", "L5H1k4") == "L5H1k4"

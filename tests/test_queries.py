@@ -79,6 +79,23 @@ def check_strongest_relations(run: Callable[..., list[dict[str, Any]]], kg: Know
     assert len(run(entity=MC, limit=100)) == kg.g.out_degree(MC) + kg.g.in_degree(MC) == 6
 
 
+def check_relation_graph(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(entity="marie curie", limit=3)
+    assert [(r["source"], r["type"], r["label"], r["target"], r["score_max"]) for r in rows] == [
+        ("Marie Curie", LOC, "location", "Paris", 0.95),
+        ("Marie Curie", NSUBJ, "nsubj", "radium", 0.8),
+        ("Pierre Curie", NSUBJ, "nsubj", "Marie Curie", 0.7),
+    ]
+    # The path itself (what Browser draws): source span, the relation, target span.
+    first = rows[0]["p"]
+    assert first[0]["key"] == MC and first[1] == "RELATES" and first[2]["key"] == PARIS
+    assert len(run(entity=MC, limit=100)) == kg.g.out_degree(MC) + kg.g.in_degree(MC) == 6
+    # Without an entity: the whole graph, strongest first.
+    rows = run(entity=None, limit=100)
+    assert len(rows) == kg.g.number_of_edges() == 8
+    assert rows[0]["score_max"] == 0.95 and rows == sorted(rows, key=lambda r: -r["score_max"])
+
+
 def check_relation_types(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
     rows = run()
     assert [(r["type"], r["label"], r["edges"], r["evidence"]) for r in rows] == [
@@ -158,6 +175,7 @@ def check_graph_stats(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGra
 
 CHECKS: dict[str, Callable[[Callable[..., list[dict[str, Any]]], KnowledgeGraph], None]] = {
     "strongest_relations": check_strongest_relations,
+    "relation_graph": check_relation_graph,
     "relation_types": check_relation_types,
     "paths_between": check_paths_between,
     "edge_provenance": check_edge_provenance,

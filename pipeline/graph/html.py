@@ -12,7 +12,8 @@ What this module adds on top:
 * only the ``max_nodes`` strongest nodes (by mentions + degree) and the ``max_edges`` strongest
   relations among them are drawn, so huge graphs still open; a footer says how much is shown;
 * node caption = text, colour by entity label (or span kind for non-entities), radius by mentions;
-  relation caption = label or relation id plus ``score_max``, width by score;
+  relation caption = the relation's name (its label without the evaluation's accuracy suffix, or the
+  relation id when unlabelled), width by score; the scores stay in the relation's properties;
 * the layout selector is hidden: the alternative layouts run in SharedWorker scripts that
   neo4j-viz loads from separate files, which a standalone page does not have;
 * a small script that, once NVL has laid the graph out, copies what the renderer actually holds
@@ -193,14 +194,13 @@ def write_html(
     for i, (u, v, k) in enumerate(edge_ids):
         data = g.edges[u, v, k]
         score = float(data.get("score_max", 0.0))
-        name = str(data.get("label") or k)
         viz_rels.append(
             Relationship.model_validate(
                 {
                     "id": f"r{i}",
                     "source": u,
                     "target": v,
-                    "caption": f"{name} {score:.2f}",
+                    "caption": relation_caption(str(data.get("label") or ""), k),
                     "width": round(1.0 + 4.0 * min(max(score, 0.0), 1.0), 3),
                     "properties": {
                         "relation": k,
@@ -227,6 +227,17 @@ def write_html(
     ).data
     page = _postprocess(page, title, len(viz_nodes), g.number_of_nodes(), len(viz_rels), g.number_of_edges())
     return atomic_write_text(path, page)
+
+
+_ACCURACY_SUFFIX_RE = re.compile(r"\s*\(\d*\.?\d+\)$")
+
+
+def relation_caption(label: str, relation: str) -> str:
+    """A relation's readable name: ``"compound (0.81)"`` -> ``"compound"``; the relation id if unlabelled."""
+    # Labels from the evaluation carry their held-out accuracy in parentheses; a caption beside an
+    # edge whose width already shows the score reads better as the bare name.
+    name = _ACCURACY_SUFFIX_RE.sub("", label).strip()
+    return name or relation
 
 
 def _postprocess(page: str, title: str, shown_nodes: int, all_nodes: int, shown_rels: int, all_rels: int) -> str:

@@ -4,7 +4,10 @@ The server is the embedded DBMS started by the small Java launcher whose sources
 package (``pipeline/store/launcher``, also visible as ``tools/neo4j`` in a checkout). Maven builds it
 from Maven Central on first use into a per-user cache folder keyed by the sources' hash, so a wheel
 install works as well as a checkout. It listens for Bolt on 127.0.0.1 at a port the caller chooses, keeps its
-store in a fresh directory per start, and has auth disabled unless asked for.
+store in a fresh temporary directory per start unless given a ``home`` (which is then kept and reused),
+and has auth disabled unless asked for. With ``browser=True`` it also starts the HTTP connector and
+serves Neo4j Browser at ``/browser/``; the Browser jar is resolved by Maven only then (profile
+``browser``) and stays off the lean launcher's classpath.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ LAUNCHER_DIR = Path(os.environ.get("QKGRAPH_NEO4J_LAUNCHER", Path(__file__).reso
 #: Where Maven builds it; default ``$XDG_CACHE_HOME/qkgraph/neo4j-launcher-<hash of the sources>``.
 BUILD_DIR_ENV = "QKGRAPH_NEO4J_BUILD_DIR"
 READY_MARKER = "QKGRAPH_NEO4J_READY"
+#: Prefix of the launcher's one-line startup error on stderr.
+ERROR_PREFIX = "neo4j-dev: "
 
 # Neo4j reaches into JDK internals (direct buffers, unsafe memory access) and on Java 17 needs these
 # packages opened to its unnamed module.
@@ -69,10 +74,19 @@ def launcher_build_dir() -> Path:
     return cache / "qkgraph" / f"neo4j-launcher-{digest.hexdigest()[:12]}"
 
 
-def ensure_launcher_built(quiet: bool = True) -> Path:
-    """Build the launcher with Maven if its classes or jars are missing; return its build folder."""
+def _browser_jars(target: Path) -> list[Path]:
+    return sorted((target / "browser-lib").glob("*.jar"))
+
+
+def ensure_launcher_built(quiet: bool = True, browser: bool = False) -> Path:
+    """Build the launcher with Maven if its classes or jars are missing; return its build folder.
+
+    With ``browser`` the Maven profile of that name also copies the Neo4j Browser jar into
+    ``browser-lib/`` (first use only; the lean build never downloads it).
+    """
     target = launcher_build_dir()
-    if (target / "classes" / "qkgraph" / "Neo4jDev.class").exists() and (target / "lib").is_dir():
+    built = (target / "classes" / "qkgraph" / "Neo4jDev.class").exists() and (target / "lib").is_dir()
+    if built and (not browser or _browser_jars(target)):
         return target
     if not (LAUNCHER_DIR / "pom.xml").is_file():
         raise QkgraphError(f"the Neo4j launcher sources are missing: no {LAUNCHER_DIR / 'pom.xml'}")
@@ -80,6 +94,8 @@ def ensure_launcher_built(quiet: bool = True) -> Path:
     if mvn is None:
         raise QkgraphError("Maven (mvn) is needed to build the Neo4j launcher; install it (apt-get install maven)")
     cmd = [mvn, "-B", "-f", str(LAUNCHER_DIR / "pom.xml"), f"-Dqkgraph.build.dir={target}", "package"]
+    if browser:
+        cmd.append("-Pbrowser")
     proc = subprocess.run(cmd + (["-q"] if quiet else []), capture_output=True, text=True)
     if proc.returncode != 0:
         raise QkgraphError(f"building the Neo4j launcher failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -92,10 +108,15 @@ class Neo4jDevServer:
 
     Attributes:
         port: Bolt port on 127.0.0.1 (a free one when None).
-        home: store directory; a fresh temporary one when None (removed on stop).
+        home: store directory, kept between runs: a new or empty one becomes our store, one we made
+            before is reused (a non-empty directory we did not make is refused); when None a fresh
+            temporary one, removed on stop.
         heap_mb: JVM heap (-Xms = -Xmx, so the size is explicit and stable).
         pagecache_mb: Neo4j page cache.
-        password: when set, auth is enabled and user ``neo4j`` gets this password.
+        password: when set, auth is enabled and user ``neo4j`` gets this password (8+ characters).
+        browser: also serve Neo4j Browser over HTTP at ``browser_url``.
+        http_port: HTTP port on 127.0.0.1; HTTP is off unless this is set or ``browser`` is on
+            (then a free port when None).
     """
 
     port: int | None = None
@@ -103,6 +124,8 @@ class Neo4jDevServer:
     heap_mb: int = 512
     pagecache_mb: int = 64
     password: str | None = None
+    browser: bool = False
+    http_port: int | None = None
     startup_timeout_s: float = 180.0
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
     startup_seconds: float | None = field(default=None, init=False)
@@ -113,12 +136,26 @@ class Neo4jDevServer:
     def uri(self) -> str:
         return f"bolt://127.0.0.1:{self.port}"
 
+    @property
+    def http_uri(self) -> str | None:
+        """The HTTP connector's address, or None when HTTP is off."""
+        return None if self.http_port is None else f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def browser_url(self) -> str | None:
+        """Where Neo4j Browser is served, or None without ``browser``."""
+        return f"{self.http_uri}/browser/" if self.browser and self.http_port is not None else None
+
     def command(self) -> list[str]:
-        target = ensure_launcher_built()
+        """The java command line that starts the launcher (building it first if needed)."""
+        target = ensure_launcher_built(browser=self.browser)
         java = shutil.which("java")
         if java is None:
             raise QkgraphError("Java 17 is needed for the Neo4j dev server; install OpenJDK 17")
         classpath = f"{target / 'classes'}{os.pathsep}{target / 'lib' / '*'}"
+        if self.browser:
+            # Neo4j's Browser module serves the classpath's browser/ folder when this jar is on it.
+            classpath += "".join(f"{os.pathsep}{jar}" for jar in _browser_jars(target))
         args = [
             java,
             f"-Xms{self.heap_mb}m",
@@ -136,6 +173,8 @@ class Neo4jDevServer:
             str(self.pagecache_mb),
             "--exit-on-stdin-close",
         ]
+        if self.http_port is not None:
+            args += ["--http-port", str(self.http_port)]
         if self.password is not None:
             args.append("--auth")
         return args
@@ -145,6 +184,8 @@ class Neo4jDevServer:
             raise QkgraphError("this Neo4j dev server is already started")
         if self.port is None:
             self.port = free_port()
+        if self.browser and self.http_port is None:
+            self.http_port = free_port()
         if self.home is None:
             self.home = Path(tempfile.mkdtemp(prefix="qkgraph-neo4j-")) / "home"
             self._own_home = True
@@ -163,22 +204,34 @@ class Neo4jDevServer:
             env=env,
         )
         ready = threading.Event()
+        announced: list[str] = []
 
         def pump() -> None:
             assert self.process is not None and self.process.stdout is not None
             for line in self.process.stdout:
                 self._log.append(line.rstrip())
                 if line.startswith(READY_MARKER):
+                    announced.append(line)
                     ready.set()
-            ready.set()  # process ended: wake the waiter so it can report
+            ready.set()  # output ended (the process exited): wake the waiter so it can report
 
         threading.Thread(target=pump, name="neo4j-dev-stdout", daemon=True).start()
-        if not ready.wait(self.startup_timeout_s) or self.process.poll() is not None:
-            tail = "\n".join(self._log[-20:])
+        ready.wait(self.startup_timeout_s)
+        # Only the ready line means started: the pipe closing also sets the event, possibly before
+        # the exit status is reaped, so poll() alone would take a failed start for a good one.
+        if not announced or self.process.poll() is not None:
             self.stop()
-            raise QkgraphError(f"the Neo4j dev server did not start on port {self.port}:\n{tail}")
+            raise QkgraphError(self._startup_error())
         self.startup_seconds = time.monotonic() - t0
         return self
+
+    def _startup_error(self) -> str:
+        """One line: the launcher's own error when it gave one, else the last log line."""
+        errors = [line[len(ERROR_PREFIX) :] for line in self._log if line.startswith(ERROR_PREFIX)]
+        if errors:
+            return f"Neo4j dev server: {errors[-1]}"
+        last = next((line.strip() for line in reversed(self._log) if line.strip()), "no output")
+        return f"the Neo4j dev server did not start on port {self.port} ({last}); run it directly to see its log"
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """SIGTERM (a clean shutdown of the store), then SIGKILL if it does not exit in time."""
@@ -209,6 +262,6 @@ class Neo4jDevServer:
 if __name__ == "__main__":  # `python -m pipeline.store.dev_server --build`: what `make setup` runs
     import sys
 
-    if sys.argv[1:] != ["--build"]:
-        sys.exit("usage: python -m pipeline.store.dev_server --build")
-    print(ensure_launcher_built(quiet=True))
+    if sys.argv[1:] not in (["--build"], ["--build", "--browser"]):
+        sys.exit("usage: python -m pipeline.store.dev_server --build [--browser]")
+    print(ensure_launcher_built(quiet=True, browser="--browser" in sys.argv))

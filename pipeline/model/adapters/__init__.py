@@ -104,6 +104,15 @@ def load_model(name: str | None = None, dtype: torch.dtype = torch.float32) -> L
             + (", and the hub is off (HF_HUB_OFFLINE=1)" if offline else f", and the hub said: {exc}")
         ) from None
     adapter_class_for(config.model_type)  # fail before loading weights
-    model = AutoModel.from_pretrained(source, attn_implementation="eager", dtype=dtype, **kwargs).eval()
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    # transformers draws its own "Loading weights" bar on stderr; qkgraph's output has its own progress.
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(source, attn_implementation="eager", dtype=dtype, **kwargs).eval()
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    finally:
+        if bar_was_on:  # a library call leaves the process's setting as it found it
+            hf_logging.enable_progress_bar()
     return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter_for(model), name=display)

@@ -1,8 +1,12 @@
 package qkgraph;
 
 import java.io.IOException;
+import java.net.BindException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
 import org.neo4j.configuration.GraphDatabaseSettings;
@@ -17,50 +21,83 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
  * until SIGTERM/SIGINT (or stdin closing, with --exit-on-stdin-close).
  *
  * <p>Prints exactly one line starting with {@code QKGRAPH_NEO4J_READY bolt://127.0.0.1:PORT} once the
- * default database accepts transactions, so a parent process can wait for it.
+ * default database accepts transactions, so a parent process can wait for it. Any startup failure
+ * instead ends the process with exit code 2 after one line {@code neo4j-dev: <what went wrong>} on
+ * stderr, and no ready line.
  *
- * <p>Options: --port N (required), --home DIR (must not exist or be empty: a fresh store per start),
- * --pagecache SIZE_MB (default 64), --auth (enable auth; the initial password then comes from
- * NEO4J_DEV_PASSWORD), --exit-on-stdin-close.
+ * <p>Options: --port N (required), --http-port N (also start the HTTP connector there; with the
+ * Neo4j Browser jar on the classpath the server then serves Browser at /browser/), --home DIR (a
+ * new or empty directory becomes a store marked as ours; a directory we marked before is reused, so
+ * the graph survives a restart; without it a fresh temporary store), --pagecache SIZE_MB (default
+ * 64), --auth (enable auth; user neo4j's password then comes from NEO4J_DEV_PASSWORD),
+ * --exit-on-stdin-close.
  */
 public final class Neo4jDev {
+
+    /** File that marks a --home as a store this launcher created (and may therefore reuse). */
+    static final String HOME_MARKER = ".qkgraph-neo4j-home";
 
     private Neo4jDev() {}
 
     public static void main(String[] args) throws Exception {
         int port = -1;
+        int httpPort = -1;
         Path home = null;
         long pageCacheMb = 64;
         boolean auth = false;
         boolean exitOnStdinClose = false;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--port" -> port = Integer.parseInt(args[++i]);
-                case "--home" -> home = Path.of(args[++i]);
-                case "--pagecache" -> pageCacheMb = Long.parseLong(args[++i]);
-                case "--auth" -> auth = true;
-                case "--exit-on-stdin-close" -> exitOnStdinClose = true;
-                default -> fail("unknown argument: " + args[i]);
+        try {
+            for (int i = 0; i < args.length; i++) {
+                switch (args[i]) {
+                    case "--port" -> port = Integer.parseInt(value(args, ++i));
+                    case "--http-port" -> httpPort = Integer.parseInt(value(args, ++i));
+                    case "--home" -> home = Path.of(value(args, ++i));
+                    case "--pagecache" -> pageCacheMb = Long.parseLong(value(args, ++i));
+                    case "--auth" -> auth = true;
+                    case "--exit-on-stdin-close" -> exitOnStdinClose = true;
+                    default -> fail("unknown argument: " + args[i]);
+                }
             }
+        } catch (NumberFormatException e) {
+            fail("not a number: " + e.getMessage());
         }
-        if (port <= 0 || port > 65535) {
-            fail("--port must be given, 1..65535");
+        if (port < 1 || port > 65535) {
+            fail("--port must be given, 1..65535 (got " + port + ")");
         }
-        if (home == null) {
-            home = Files.createTempDirectory("qkgraph-neo4j-");
-        } else if (Files.exists(home) && !isEmptyDir(home)) {
-            // A fresh home per start: a reused store would leak data between test sessions.
-            fail("--home " + home + " exists and is not empty; give a new directory");
+        if (httpPort != -1 && (httpPort < 1 || httpPort > 65535 || httpPort == port)) {
+            fail("--http-port must be 1..65535 and differ from --port (got " + httpPort + ")");
         }
-        Files.createDirectories(home);
+        String password = System.getenv("NEO4J_DEV_PASSWORD");
+        if (auth && (password == null || password.length() < 8)) {
+            // Checked before the store is touched: Neo4j itself would only refuse it after startup.
+            fail("the password must have at least 8 characters");
+        }
+        // Checked up front so the message names the port; Neo4j's own bind error is a stack trace.
+        requireFreePort(port, "--port");
+        if (httpPort != -1) {
+            requireFreePort(httpPort, "--http-port");
+        }
+        home = prepareHome(home);
 
-        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
-                .setConfig(BoltConnector.enabled, true)
-                .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
-                .setConfig(HttpConnector.enabled, false)
-                .setConfig(GraphDatabaseSettings.auth_enabled, auth)
-                .setConfig(GraphDatabaseSettings.pagecache_memory, pageCacheMb * 1024L * 1024L)
-                .build();
+        DatabaseManagementService dbms;
+        try {
+            var builder = new DatabaseManagementServiceBuilder(home)
+                    .setConfig(BoltConnector.enabled, true)
+                    .setConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
+                    // Browser connects to the address the discovery endpoint advertises.
+                    .setConfig(BoltConnector.advertised_address, new SocketAddress("127.0.0.1", port))
+                    .setConfig(HttpConnector.enabled, httpPort != -1)
+                    .setConfig(GraphDatabaseSettings.auth_enabled, auth)
+                    .setConfig(GraphDatabaseSettings.pagecache_memory, pageCacheMb * 1024L * 1024L);
+            if (httpPort != -1) {
+                builder.setConfig(HttpConnector.listen_address, new SocketAddress("127.0.0.1", httpPort))
+                        .setConfig(HttpConnector.advertised_address, new SocketAddress("127.0.0.1", httpPort));
+            }
+            dbms = builder.build();
+        } catch (Throwable e) {
+            fail("Neo4j did not start: " + rootCause(e));
+            return;
+        }
 
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -75,18 +112,10 @@ public final class Neo4jDev {
             // keep waiting: isAvailable blocks up to the timeout itself
         }
         if (auth) {
-            String password = System.getenv("NEO4J_DEV_PASSWORD");
-            if (password == null || password.length() < 8) {
-                fail("--auth needs NEO4J_DEV_PASSWORD of at least 8 characters");
-            }
-            var system = dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME);
-            try (var tx = system.beginTx()) {
-                tx.execute("ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED",
-                        java.util.Map.of("pw", password));
-                tx.commit();
-            }
+            setPassword(dbms, password);
         }
-        System.out.println("QKGRAPH_NEO4J_READY bolt://127.0.0.1:" + port + " home=" + home);
+        String http = httpPort == -1 ? "" : " http=http://127.0.0.1:" + httpPort;
+        System.out.println("QKGRAPH_NEO4J_READY bolt://127.0.0.1:" + port + " home=" + home + http);
         System.out.flush();
 
         if (exitOnStdinClose) {
@@ -106,6 +135,68 @@ public final class Neo4jDev {
         stopped.await();
     }
 
+    /** The home to use: a temporary one, a new/empty one we then mark, or one we marked before. */
+    private static Path prepareHome(Path home) throws IOException {
+        if (home == null) {
+            return Files.createTempDirectory("qkgraph-neo4j-");
+        }
+        home = home.toAbsolutePath();
+        if (Files.exists(home) && !Files.isDirectory(home)) {
+            fail("--home " + home + " is a file, not a directory");
+        }
+        if (Files.isDirectory(home) && !isEmptyDir(home)) {
+            if (!Files.isRegularFile(home.resolve(HOME_MARKER))) {
+                // Never write a store into someone else's files.
+                fail("--home " + home + " is not empty and not a qkgraph Neo4j home; give a new or empty directory");
+            }
+            return home;
+        }
+        Files.createDirectories(home);
+        Files.writeString(home.resolve(HOME_MARKER), "Neo4j store created by qkgraph neo4j-dev; reused by --home.\n");
+        return home;
+    }
+
+    /** Sets user neo4j's password; on a reused home it may already be this one, which Neo4j refuses to "change". */
+    private static void setPassword(DatabaseManagementService dbms, String password) {
+        var system = dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME);
+        try (var tx = system.beginTx()) {
+            tx.execute("ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+            tx.commit();
+        } catch (RuntimeException e) {
+            if (!String.valueOf(rootCause(e)).contains("cannot be the same")) {
+                dbms.shutdown();
+                fail("setting the password failed: " + rootCause(e));
+            }
+        }
+    }
+
+    private static void requireFreePort(int port, String option) {
+        try (var socket = new ServerSocket()) {
+            socket.setReuseAddress(true);
+            socket.bind(new java.net.InetSocketAddress(InetAddress.getLoopbackAddress(), port));
+        } catch (BindException e) {
+            fail(option + " " + port + ": port already in use on 127.0.0.1");
+        } catch (IOException e) {
+            fail(option + " " + port + ": cannot listen there: " + e.getMessage());
+        }
+    }
+
+    private static String rootCause(Throwable e) {
+        Throwable t = e;
+        while (t.getCause() != null && t.getCause() != t) {
+            t = t.getCause();
+        }
+        String message = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+        return message.replace('\n', ' ').strip();
+    }
+
+    private static String value(String[] args, int i) {
+        if (i >= args.length) {
+            fail(args[i - 1] + " needs a value");
+        }
+        return args[i];
+    }
+
     private static boolean isEmptyDir(Path p) throws IOException {
         if (!Files.isDirectory(p)) {
             return false;
@@ -117,6 +208,8 @@ public final class Neo4jDev {
 
     private static void fail(String message) {
         System.err.println("neo4j-dev: " + message);
-        System.exit(2);
+        System.err.flush();
+        // halt, not exit: no shutdown hook may run and print more after the one-line message.
+        Runtime.getRuntime().halt(2);
     }
 }

@@ -1,0 +1,15 @@
+// What it answers: the strongest relations as a graph for Browser's graph view, of the whole graph or
+//   around one span: each row a path (source)-[:RELATES]->(target), strongest first, plus its type and score.
+// Parameters: $entity (string or null) a span's text, case-insensitive, or its key ("entity:PERSON:marie curie"),
+//             null for the whole graph; $limit (integer) how many relations.
+// In Neo4j Browser:
+//   :param entity => null
+//   :param limit => 50
+MATCH p = (a:Span)-[r:RELATES]->(b:Span)
+WHERE $entity IS NULL
+   OR a.key = $entity OR b.key = $entity
+   OR toLower(a.text) = toLower($entity) OR toLower(b.text) = toLower($entity)
+WITH p, a, r, b
+ORDER BY r.score_max DESC, r.count DESC, r.type, a.key, b.key
+LIMIT $limit
+RETURN p, a.text AS source, r.type AS type, r.label AS label, b.text AS target, r.score_max AS score_max
