@@ -35,9 +35,9 @@ def _undirected(idx: np.ndarray, j: np.ndarray) -> set[tuple[int, int]]:
 
 def _subspace_entry(
     corpus: Corpus, rank: UnitSet, rank_acc: torch.Tensor, ui: int, dirs: tuple[str, ...], gold_lab: set
-) -> tuple[dict, str, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
     """The entry of rank-k unit ``ui`` (best relation and direction on the selection part), with its
-    relation, predictions, shares and pair correctness."""
+    predictions, shares and pair correctness (each [n_words])."""
     split = corpus.word_split
     held = split == HELDOUT
     rel_idx = [REL_ALL.index(r) for r in RELATIONS]
@@ -74,7 +74,7 @@ def _subspace_entry(
             "score": "word-level attention share of the subspace",
         },
     }
-    return entry, rel, preds, top, correct
+    return entry, preds, top, correct
 
 
 def _qk_entries(fit: QkFit, calib: dict) -> dict[str, dict]:
@@ -142,7 +142,7 @@ def label_entries(
     for sid in label_ids:
         if sid not in rank_index:
             continue
-        entry, _, preds, top, correct = _subspace_entry(corpus, rank, rank_acc, rank_index[sid], dirs, gold_lab)
+        entry, preds, top, correct = _subspace_entry(corpus, rank, rank_acc, rank_index[sid], dirs, gold_lab)
         entries[sid] = entry
         # uncalibrated unlabelled precision at share >= 0.7
         idx = np.nonzero(held & (preds >= 0) & (top >= DEFAULT_THRESHOLD))[0]
