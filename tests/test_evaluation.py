@@ -13,34 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.evaluation.calibration import (
-    Gate,
-    calibrate_score,
-    fit_gate,
-    isotonic_fit,
-    isotonic_predict,
-    load_relation_labels,
-)
+from pipeline.evaluation.batching import WordBatch, pool_mean, pool_to, word_pooling
+from pipeline.evaluation.calibration import isotonic_fit, isotonic_predict
+from pipeline.evaluation.corpus import ALL, HELDOUT, REL_ALL, SELECT, align_subwords, build_corpus, surface_words
+from pipeline.evaluation.gates import Gate, fit_gate
+from pipeline.evaluation.labels import calibrate_score, load_relation_labels
+from pipeline.evaluation.scoring import accuracy_table
 from pipeline.evaluation.units import (
-    ALL,
-    HELDOUT,
-    REL_ALL,
-    SELECT,
     HeadFactors,
-    WordBatch,
-    accuracy_table,
-    align_subwords,
     assembled_id,
     assembled_logits,
-    build_corpus,
     component_logits,
     offset_predictions,
     parse_assembled_id,
-    pool_mean,
-    pool_to,
     prefix_logits,
-    surface_words,
-    word_pooling,
 )
 
 # Four sentences in three documents. Surface words (0-based) are given after each word.
