@@ -77,7 +77,7 @@ class HeadFactors:
     def __init__(self, ex, layer: int) -> None:
         H = ex.adapter.n_heads
         cs = [ex.circuit(layer, h) for h in range(H)]
-        b_q, b_k = ex._biases[layer]
+        b_q, b_k = ex.biases(layer)
         dt = torch.float32
         self.layer = layer
         self.U = torch.stack([c.U for c in cs]).to(dt)  # [H, d, r]

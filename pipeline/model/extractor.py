@@ -176,6 +176,12 @@ class KnowledgeGraphExtractor:
             self._biases[layer] = (qk.b_q, qk.b_k)
         return self._circuits[key]
 
+    def biases(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The query and key biases of ``layer``: b_Q [n_heads, d_head], b_K [n_kv_heads, d_head] (zeros if none)."""
+        if layer not in self._biases:
+            self.circuit(layer, 0)
+        return self._biases[layer]
+
     def subspace(
         self, layer: int, head: int, components: Sequence[int] | None = None, k: int | None = None
     ) -> RelationalSubspace:
