@@ -137,9 +137,7 @@ def _write(sink: Sink, analyses: list[DocumentAnalysis], labels: dict[str, str],
             report.count(sink.name, result)
 
 
-def _pending(
-    sources: Iterable[Document | SkippedInput], sinks: list[Sink], report: IngestReport
-) -> Iterator[Document]:
+def _pending(sources: Iterable[Document | SkippedInput], sinks: list[Sink], report: IngestReport) -> Iterator[Document]:
     """The documents some sink does not hold yet, in input order; skips and duplicates go to the report."""
     seen: dict[str, str] = {}
     for chunk in _chunks(sources, HELD_CHUNK):
