@@ -172,3 +172,26 @@ def test_an_interrupted_write_leaves_the_previous_file(tmp_path):
         atomic_write(target, half_then_crash)
     assert target.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]  # no temporary file left behind
+
+
+def test_an_overlong_mention_is_left_out_and_the_document_reaches_neo4j(tmp_path, neo4j_db, neo4j_settings):
+    """A 10,000-character noun chunk used to fail the span-key index ("Property value is too large to index")."""
+    from pipeline.store import read_graph
+    from pipeline.text.spans import MAX_SPAN_CHARS
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "blob.txt").write_text("The " + "big " * 2500 + "dog barked at Marie Curie in Paris.\n")
+    (src / "good.txt").write_text("Ada Lovelace worked with Charles Babbage in London.\n")
+    r = _ingest(
+        str(src),
+        "--out",
+        str(tmp_path / "g.graphml"),
+        *_neo4j_args(neo4j_settings),
+        env={"NEO4J_PASSWORD": TEST_PASSWORD},
+    )
+    assert r.exit_code == 0, r.output
+    stored = read_graph(neo4j_db, neo4j_settings.database)
+    assert set(stored.documents) == {"blob.txt", "good.txt"}
+    assert all(len(data["text"]) <= MAX_SPAN_CHARS for _, data in stored.g.nodes(data=True))
+    assert any(data["text"] == "Paris" for _, data in stored.g.nodes(data=True))  # the rest of the blob is kept

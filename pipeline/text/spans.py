@@ -23,6 +23,10 @@ from pipeline.text.defaults import DEFAULT_WORD_POS
 from pipeline.types import Document, Span
 
 _ARTICLES = {"the", "a", "an"}
+
+MAX_SPAN_CHARS = 300
+"""Mentions longer than this are not nodes: no real name or noun phrase is that long (what is, is a run of
+unpunctuated text or a pasted blob), and its key would exceed what Neo4j can index (about 8 KB)."""
 _WS = re.compile(r"\s+")
 
 
@@ -112,6 +116,8 @@ def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list
             spans.append(
                 Span(f"word:{_norm(t.lemma_)}", t.text, "", "word", sent_of_token[t.i], t.idx, t.idx + len(t.text))
             )
+    # The mention is left out, not cut: a truncated key would merge unrelated long texts.
+    spans = [sp for sp in spans if sp.end_char - sp.start_char <= MAX_SPAN_CHARS]
     spans.sort(key=lambda s: (s.start_char, s.end_char, s.key))
     return sentences, spans
 
