@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import networkx as nx
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -84,3 +85,36 @@ def test_xml_illegal_characters_never_reach_the_graphml(tmp_path):
     assert not [n for n in g.nodes if XML_ILLEGAL.search(str(n))]
     assert set(_documents(out)) == {"late-nul.txt", "ansi.txt", "rec 1"}
     assert any("Turing" in t for t in texts)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs pipeline/cli.py ingest to print 'xml-illegal characters replaced: N in M document(s)' "
+    "from Document.replaced_chars",
+)
+def test_summary_counts_replaced_xml_illegal_characters(tmp_path):
+    src = tmp_path / "d.jsonl"
+    src.write_text(
+        json.dumps({"id": "a", "text": "Ada\u0000Lovelace met\u0000Babbage."})
+        + "\n"
+        + json.dumps({"id": "b", "text": "\x1b[1mAlan Turing\x1b[0m."})
+        + "\n"
+        + json.dumps({"id": "c", "text": "Nothing to replace."})
+        + "\n",
+        encoding="utf-8",
+    )
+    r = _ingest(str(src), "--out", str(tmp_path / "g.graphml"))
+    assert r.exit_code == 0, r.output
+    assert "xml-illegal characters replaced: 4 in 2 document(s)" in r.output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs pipeline/ingest.py to import MAX_DOCUMENT_CHARS from pipeline.text.sources instead of defining it",
+)
+def test_the_ingest_limit_is_the_sources_limit():
+    import pipeline.ingest
+    import pipeline.text.sources
+
+    # The very same object, not an equal literal: one definition, so the two can never drift apart again.
+    assert pipeline.ingest.MAX_DOCUMENT_CHARS is pipeline.text.sources.MAX_DOCUMENT_CHARS
