@@ -22,17 +22,21 @@ class Document:
     """One document to ingest.
 
     Attributes:
-        id: stable identifier, unique within a corpus (file path relative to the source root, a JSONL
-            ``id``, or a CoNLL-U ``newdoc id``).
-        text: the full text, as Unicode.
+        id: stable identifier, unique within a run (a file's path relative to its root, prefixed by
+            the root's name when several roots are given; a JSONL ``id``; a CoNLL-U ``newdoc id``; see
+            ``pipeline.text.sources.iter_documents``).
+        text: the full text, as Unicode, free of characters XML 1.0 forbids.
         source: where it came from (path, or path:line for JSONL), for messages and provenance.
         meta: optional extra fields (e.g. other JSONL keys), never interpreted by the pipeline.
+        replaced_chars: how many XML-illegal code points of the input text were replaced at load
+            (each by one character, so offsets into the text still match the input's).
     """
 
     id: str
     text: str
     source: str = ""
     meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    replaced_chars: int = field(default=0, compare=False, hash=False)
 
     @property
     def content_hash(self) -> str:
@@ -44,7 +48,7 @@ class SkippedInput:
     """An input that was not ingested, with the reason (never dropped silently)."""
 
     source: str
-    reason: Literal["empty", "binary", "encoding", "malformed", "unsupported", "too_large", "error"]
+    reason: Literal["empty", "binary", "encoding", "malformed", "unsupported", "too_large", "duplicate_id", "error"]
     detail: str = ""
 
 

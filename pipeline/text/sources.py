@@ -14,7 +14,14 @@ Text handling:
 * Binary: a NUL byte in the first 8 KiB, or more than 10% control characters there, means binary.
   UTF-16/32 text without a byte-order mark is full of NULs and is therefore reported as binary.
 * Line endings are normalised to ``"\\n"`` (CRLF and lone CR); every other character is kept exactly,
-  because later steps store character offsets into this text.
+  because later steps store character offsets into this text, with one exception:
+* XML-illegal code points (C0 controls other than tab, newline and carriage return, such as NUL, the
+  ESC of ANSI colour codes, vertical tab and form feed; lone surrogates; U+FFFE and U+FFFF) are replaced,
+  each by exactly one character, so every offset stays valid: a control by a space, the others by
+  U+FFFD. Left in, they reach node texts and ids and make the GraphML export unreadable ("not
+  well-formed"). ``Document.replaced_chars`` counts them per document. Ids get the same treatment.
+* Size: a document over ``MAX_DOCUMENT_CHARS`` (1,000,000, spaCy's own limit) is skipped as
+  ``too_large`` before it reaches spaCy. This module is the one place that limit is set.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ import codecs
 import json
 import logging
 import os
+import posixpath
+import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +43,20 @@ from pipeline.types import Document, SkippedInput
 
 logger = logging.getLogger("qkgraph.sources")
 
-DEFAULT_MAX_CHARS = 5_000_000
+MAX_DOCUMENT_CHARS = 1_000_000
+"""Longest document text read, in characters; longer ones are skipped as too_large.
+
+spaCy's default ``nlp.max_length``: its parser and NER need about 1 GB of memory per 100,000 characters,
+and above this limit spaCy refuses the text (E088) and would abort the run.
+"""
 SUPPORTED_SUFFIXES = (".txt", ".md", ".jsonl", ".conllu")
 # Housekeeping files inside folders, ignored without a SkippedInput (case-insensitive prefixes).
 IGNORED_PREFIXES = ("readme", "license", "notice")
 
 _SNIFF_BYTES = 8192
 _MAX_CONTROL_SHARE = 0.10
+# Code points outside XML 1.0's Char production (tab, newline and CR are the only legal C0 controls).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Control characters that are ordinary in text: tab, newline, vertical tab, form feed, carriage return.
 _TEXT_CONTROLS = frozenset("\t\n\v\f\r")
 # A UTF-8 character is at most 4 bytes, so a file larger than 4 * max_chars bytes is surely too large
@@ -59,7 +76,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 
 
 def iter_documents(
-    paths: Sequence[str | Path] | str | Path, max_chars: int = DEFAULT_MAX_CHARS
+    paths: Sequence[str | Path] | str | Path, max_chars: int = MAX_DOCUMENT_CHARS
 ) -> Iterator[Document | SkippedInput]:
     """Yield the documents in ``paths`` (files and folders), and a SkippedInput for each input left out.
 
@@ -69,13 +86,22 @@ def iter_documents(
     Formats, by suffix (case-insensitive):
 
     * ``.txt``, ``.md``: one document per file; id = path relative to the folder given, with forward
-      slashes, or the file name for a file given directly.
+      slashes, or the file name for a file given directly. With several paths given, each file id is
+      prefixed by its root's name (``a/x.txt`` and ``b/x.txt`` for ``a/`` and ``b/``; a file given
+      directly keeps its name); roots that share a name use the path as given instead of the name.
+      So one root keeps the ids it always had, and the same files named the same way keep their ids
+      from run to run.
     * ``.jsonl``: one document per non-blank line, an object with string ``id`` and ``text``; its other
-      string fields go to ``meta``. A bad line (not JSON, no id/text, or an id already used earlier in
-      the same file) is skipped as ``malformed`` with source ``path:LINE``; the other lines still count.
+      string fields go to ``meta``. A bad line (not JSON, no id/text) is skipped as ``malformed`` with
+      source ``path:LINE``; the other lines still count.
     * ``.conllu``: one document per ``# newdoc id``, id = that id, text = sentence texts joined by a
       space (see ``pipeline.conllu``). A malformed line skips the whole file as ``malformed`` (source
-      ``path:LINE``); a repeated newdoc id skips the later document as ``malformed``.
+      ``path:LINE``).
+
+    Ids are unique in what is yielded: a document whose id was already taken by a document read
+    earlier in the same call (a JSONL or CoNLL-U id is the user's choice, so it can repeat within a
+    file, across files, or equal a file's id) is skipped as ``duplicate_id``, naming both sources.
+    The first one read keeps the id; nothing is ever overwritten.
 
     Inside folders, other suffixes give SkippedInput(reason="unsupported"), while hidden files and
     folders (name starting with "."), files named README*, LICENSE* or NOTICE* (any case), and entries
@@ -83,8 +109,8 @@ def iter_documents(
     A file given explicitly is always considered, whatever its name.
 
     Skips: ``empty`` (no non-whitespace text), ``binary``, ``encoding`` (not UTF-8), ``too_large``
-    (more than ``max_chars`` characters; this guards memory, longer documents are windowed later),
-    ``malformed``, ``unsupported``, and ``error`` (the file could not be read, e.g. permissions).
+    (more than ``max_chars`` characters; spaCy refuses longer texts), ``malformed``, ``unsupported``,
+    ``duplicate_id``, and ``error`` (the file could not be read, e.g. permissions).
 
     Raises:
         DocumentError: at call time, before anything is read, if a given path does not exist or is
@@ -95,7 +121,7 @@ def iter_documents(
 
 
 def load_documents(
-    paths: Sequence[str | Path] | str | Path, max_chars: int = DEFAULT_MAX_CHARS
+    paths: Sequence[str | Path] | str | Path, max_chars: int = MAX_DOCUMENT_CHARS
 ) -> tuple[list[Document], list[SkippedInput]]:
     """All of ``iter_documents`` at once: (documents, skipped inputs), each in order."""
     documents: list[Document] = []
@@ -126,13 +152,41 @@ def _checked_roots(paths: Sequence[str | Path] | str | Path) -> list[Path]:
 
 
 def _iter_roots(roots: list[Path], max_chars: int) -> Iterator[Document | SkippedInput]:
-    for root in roots:
+    taken: dict[str, str] = {}  # document id -> source of the document that has it
+    for root, label in zip(roots, _root_labels(roots), strict=True):
         if root.is_dir():
             for file in _walk(root, visited=set()):
-                doc_id = file.relative_to(root).as_posix()
-                yield from _logged(_read_file(file, doc_id, max_chars, in_folder=True))
+                relative = file.relative_to(root).as_posix()
+                doc_id = relative if label is None else posixpath.join(label, relative)
+                yield from _logged(_unique(_read_file(file, doc_id, max_chars, in_folder=True), taken))
         else:
-            yield from _logged(_read_file(root, root.name, max_chars, in_folder=False))
+            doc_id = root.name if label is None else label
+            yield from _logged(_unique(_read_file(root, doc_id, max_chars, in_folder=False), taken))
+
+
+def _root_labels(roots: list[Path]) -> list[str | None]:
+    """The id prefix of each root's files: None for a single root, else its name, or its path if shared.
+
+    The name is that of the absolute path, so ``.`` is named after the current folder.
+    """
+    if len(roots) == 1:
+        return [None]
+    names = [Path(os.path.abspath(root)).name for root in roots]
+    counts = Counter(names)
+    return [name if name and counts[name] == 1 else root.as_posix() for root, name in zip(roots, names, strict=True)]
+
+
+def _unique(items: Iterator[Document | SkippedInput], taken: dict[str, str]) -> Iterator[Document | SkippedInput]:
+    """Pass items through, turning a document whose id is already in ``taken`` into a duplicate_id skip."""
+    for item in items:
+        if isinstance(item, Document):
+            first = taken.get(item.id)
+            if first is not None:
+                detail = f"document id {item.id!r} is already taken by the document from {first}, which is kept"
+                yield SkippedInput(item.source, "duplicate_id", detail)
+                continue
+            taken[item.id] = item.source
+        yield item
 
 
 def _walk(folder: Path, visited: set[Path]) -> Iterator[Path]:
@@ -280,9 +334,28 @@ def _size_skip(source: str, text: str, max_chars: int) -> SkippedInput | None:
 
 def _text_skip(source: str, text: str, max_chars: int) -> SkippedInput | None:
     """The skip for a decoded document text (empty or too large), or None when it is fine."""
-    if not text.strip():
+    # Judged as loaded: a text of NULs or escape codes only is blank once they are replaced.
+    if not xml_safe(text)[0].strip():
         return SkippedInput(source, "empty", "no text" if not text else "only whitespace")
     return _size_skip(source, text, max_chars)
+
+
+def xml_safe(text: str) -> tuple[str, int]:
+    """``text`` with each XML-1.0-illegal code point replaced by one character, and how many were.
+
+    A C0 control (other than tab, newline, carriage return) becomes a space, a lone surrogate or
+    U+FFFE/U+FFFF becomes U+FFFD; the length in code points, and so every offset, is unchanged.
+    """
+    if _XML_ILLEGAL.search(text) is None:  # the usual case: no copy
+        return text, 0
+    return _XML_ILLEGAL.subn(lambda m: " " if m.group() < " " else "\ufffd", text)
+
+
+def _document(doc_id: str, text: str, source: str, meta: dict[str, str] | None = None) -> Document:
+    """A Document with id, text and meta values made XML-safe, counting the text's replacements."""
+    clean, replaced = xml_safe(text)
+    clean_meta = {key: xml_safe(value)[0] for key, value in (meta or {}).items()}
+    return Document(xml_safe(doc_id)[0], clean, source=source, meta=clean_meta, replaced_chars=replaced)
 
 
 # --- formats -------------------------------------------------------------------------------------
@@ -303,7 +376,7 @@ def _read_plain(path: Path, doc_id: str, max_chars: int) -> Iterator[Document | 
         parts.append(line.text)
     text = "".join(parts)
     skip = _text_skip(source, text, max_chars)
-    yield skip if skip is not None else Document(doc_id, text, source=source)
+    yield skip if skip is not None else _document(doc_id, text, source)
 
 
 def _read_jsonl(path: Path, max_chars: int) -> Iterator[Document | SkippedInput]:
@@ -312,17 +385,16 @@ def _read_jsonl(path: Path, max_chars: int) -> Iterator[Document | SkippedInput]
     if why_binary:
         yield SkippedInput(str(path), "binary", why_binary)
         return
-    seen: dict[str, int] = {}
     for line in _lines(path, encoding):
         source = f"{path}:{line.number}"
         if line.text is None:
             yield SkippedInput(source, "encoding", line.problem)
         elif line.text.strip():
-            yield _jsonl_record(source, line.text, line.number, seen, max_chars)
+            yield _jsonl_record(source, line.text, max_chars)
 
 
-def _jsonl_record(source: str, raw: str, number: int, seen: dict[str, int], max_chars: int) -> Document | SkippedInput:
-    """One JSONL line as a Document, or why not; ``seen`` maps ids already used to their line."""
+def _jsonl_record(source: str, raw: str, max_chars: int) -> Document | SkippedInput:
+    """One JSONL line as a Document, or why not (a repeated id is left to ``_unique``)."""
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -334,16 +406,12 @@ def _jsonl_record(source: str, raw: str, number: int, seen: dict[str, int], max_
         return SkippedInput(source, "malformed", "missing or non-string (or empty) 'id' field")
     if not isinstance(text, str):
         return SkippedInput(source, "malformed", f"missing or non-string 'text' field (id {doc_id!r})")
-    if doc_id in seen:
-        detail = f"duplicate id {doc_id!r}, first used on line {seen[doc_id]}"
-        return SkippedInput(source, "malformed", detail)
-    seen[doc_id] = number
     text = _normalise_newlines(text)
     skip = _text_skip(source, text, max_chars)
     if skip is not None:
         return skip
     meta = {k: v for k, v in record.items() if k not in ("id", "text") and isinstance(v, str)}
-    return Document(doc_id, text, source=source, meta=meta)
+    return _document(doc_id, text, source, meta)
 
 
 class _UndecodableLine(Exception):
@@ -387,17 +455,13 @@ def _read_conllu(path: Path, max_chars: int) -> Iterator[Document | SkippedInput
     if not documents:
         yield SkippedInput(source, "empty", "no sentences")
         return
-    seen: set[str] = set()
     for doc_id, text in documents:
-        yield _conllu_document(source, doc_id, text, seen, max_chars)
+        yield _conllu_document(source, doc_id, text, max_chars)
 
 
-def _conllu_document(source: str, doc_id: str, text: str, seen: set[str], max_chars: int) -> Document | SkippedInput:
-    """One CoNLL-U document as a Document, or why not (duplicate newdoc id, too large)."""
-    if doc_id in seen:
-        return SkippedInput(source, "malformed", f"duplicate newdoc id {doc_id!r} in this file")
-    seen.add(doc_id)
+def _conllu_document(source: str, doc_id: str, text: str, max_chars: int) -> Document | SkippedInput:
+    """One CoNLL-U document as a Document, or why not (too large; a repeated id is left to ``_unique``)."""
     skip = _text_skip(source, text, max_chars)
     if skip is not None:
         return SkippedInput(skip.source, skip.reason, f"document {doc_id!r}: {skip.detail}")
-    return Document(doc_id, text, source=source)
+    return _document(doc_id, text, source)
