@@ -60,7 +60,9 @@ def neo4j_dev(
     heap_mb: int = typer.Option(512, help="JVM heap in MiB."),
     pagecache_mb: int = typer.Option(128, help="Neo4j page cache in MiB."),
     password: str | None = typer.Option(
-        None, envvar="NEO4J_DEV_PASSWORD", help="Enable auth with user neo4j and this password (8+ chars)."
+        None,
+        envvar="NEO4J_DEV_PASSWORD",
+        help="Enable auth with user neo4j and this password (8+ chars). Prefer NEO4J_DEV_PASSWORD: an option is visible to `ps`.",
     ),
 ) -> None:
     """Run an embedded Neo4j 5.26 Community (no Docker needed) until Ctrl-C."""
@@ -105,7 +107,11 @@ def neo4j_dev(
 def check_neo4j(
     neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI"),
     neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
-    neo4j_password: str | None = typer.Option(None, envvar="NEO4J_PASSWORD"),
+    neo4j_password: str | None = typer.Option(
+        None,
+        envvar="NEO4J_PASSWORD",
+        help="Prefer the NEO4J_PASSWORD environment variable: an option is visible to `ps`.",
+    ),
     neo4j_database: str | None = typer.Option(None, envvar="NEO4J_DATABASE"),
 ) -> None:
     """Check that Neo4j is reachable with these settings, and print its version."""
@@ -219,6 +225,11 @@ def ingest(
         f"skipped: {len(report.skipped)} {report.skipped_by_reason() or ''}".rstrip()
         + (f"; failed: {len(report.failed)}" if report.failed else "")
     )
+    if report.replaced_chars:
+        typer.echo(
+            f"xml-illegal characters replaced: {report.replaced_chars} in {report.documents_with_replacements} "
+            "document(s) (each by one space or U+FFFD, so offsets hold)"
+        )
     for s in report.skipped:
         typer.echo(f"  skipped {s.source} ({s.reason}) {s.detail}", err=True)
     for f in report.failed:

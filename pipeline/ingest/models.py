@@ -18,13 +18,20 @@ from pipeline.ingest.settings import IngestSettings
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 from pipeline.relations import RelationExtractor, RelationStats
 from pipeline.text.nlp import load_spacy
+from pipeline.text.sources import MAX_DOCUMENT_CHARS
 from pipeline.text.spans import SpanOptions, parse_documents
 from pipeline.types import Document, DocumentAnalysis, FailedDocument
 
 log = logging.getLogger("qkgraph.ingest")
 
-MAX_DOCUMENT_CHARS = 1_000_000
-"""Documents above this are skipped as too_large (spaCy's own default limit; parsing memory grows with it)."""
+__all__ = [
+    "MAX_DOCUMENT_CHARS",
+    "Models",
+    "analyse_isolated",
+    "analyze_documents",
+    "load_models",
+    "relation_labels_for",
+]
 
 
 @dataclass

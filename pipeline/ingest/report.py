@@ -34,6 +34,8 @@ class IngestReport:
     outputs: dict[str, str] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
     sink_errors: dict[str, str] = field(default_factory=dict)
+    replaced_chars: int = 0  # XML-illegal code points replaced at load (pipeline.text.sources)
+    documents_with_replacements: int = 0
 
     def count(self, sink: str, result: WriteResult) -> None:
         self.sinks.setdefault(sink, _counts())[result] += 1
@@ -59,4 +61,6 @@ class IngestReport:
             "outputs": dict(self.outputs),
             "summary": dict(self.summary),
             "sink_errors": dict(self.sink_errors),
+            "replaced_chars": self.replaced_chars,
+            "documents_with_replacements": self.documents_with_replacements,
         }

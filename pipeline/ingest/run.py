@@ -154,6 +154,9 @@ def _pending(sources: Iterable[Document | SkippedInput], sinks: list[Sink], repo
             else:
                 seen[item.id] = item.source
                 documents.append(item)
+                if item.replaced_chars:
+                    report.replaced_chars += item.replaced_chars
+                    report.documents_with_replacements += 1
         report.documents += len(documents)
         held_by: list[set[str]] = []
         for sink in list(sinks):

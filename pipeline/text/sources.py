@@ -43,6 +43,10 @@ from pipeline.types import Document, SkippedInput
 
 logger = logging.getLogger("qkgraph.sources")
 
+MAX_ID_CHARS = 1_000
+"""Longer document ids (a JSONL ``id`` field, say) are refused: an id is a key Neo4j indexes (about 8 KB at
+most), and no real identifier is that long."""
+
 MAX_DOCUMENT_CHARS = 1_000_000
 """Longest document text read, in characters; longer ones are skipped as too_large.
 
@@ -177,9 +181,14 @@ def _root_labels(roots: list[Path]) -> list[str | None]:
 
 
 def _unique(items: Iterator[Document | SkippedInput], taken: dict[str, str]) -> Iterator[Document | SkippedInput]:
-    """Pass items through, turning a document whose id is already in ``taken`` into a duplicate_id skip."""
+    """Pass items through; a document whose id is already in ``taken`` becomes a duplicate_id skip, one
+    whose id is longer than ``MAX_ID_CHARS`` a malformed one."""
     for item in items:
         if isinstance(item, Document):
+            if len(item.id) > MAX_ID_CHARS:
+                detail = f"document id of {len(item.id):,} characters (at most {MAX_ID_CHARS:,}): {item.id[:60]!r}..."
+                yield SkippedInput(item.source, "malformed", detail)
+                continue
             first = taken.get(item.id)
             if first is not None:
                 detail = f"document id {item.id!r} is already taken by the document from {first}, which is kept"
