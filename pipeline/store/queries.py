@@ -135,6 +135,17 @@ SET e.type = row[3], e.doc_id = row[0], e.count = size(row[5]), e.score_max = ro
 # triples it finds are returned and recomputed from all their evidence. One row per triple: no
 # per-row COUNT {} of the evidence.
 # row: [source key, target key, type, count, score_max, score_mean, documents]
+# RELATES_CREATE: triples with an endpoint this transaction created (no RELATES can exist yet, so
+# CREATE is exact and skips MERGE's expansion over the other endpoint's edges); RELATES_NEW: the rest.
+RELATES_CREATE = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row[0]})
+MATCH (b:Span {key: row[1]})
+OPTIONAL MATCH (rt:RelationType {id: row[2]})
+CREATE (a)-[r:RELATES {type: row[2]}]->(b)
+SET r.label = coalesce(rt.label, ''), r.count = row[3], r.score_max = row[4], r.score_mean = row[5],
+    r.documents = row[6]
+"""
 RELATES_NEW = """
 UNWIND $rows AS row
 MATCH (a:Span {key: row[0]})

@@ -205,7 +205,10 @@ def _batch_tx(
     batcher.run("SENTENCES", sentences)
     batcher.run("MENTIONS", [row for r in docs for row in mention_rows(r)])
     batcher.run("EVIDENCE", [row for r in docs for row in evidence_rows(r)])
-    shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", relates_new_rows(docs))}
+    relates = relates_new_rows(docs)
+    batcher.run("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
+    both_old = [r for r in relates if r[0] in matched and r[1] in matched]
+    shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
     # Recompute what other documents share or what the old versions touched; the rest is final already.
     new_keys = {k for r in docs for k in r.contribution.nodes}
     _recompute(batcher, old_keys | matched, old_pairs | shared, orphan_candidates=old_keys - new_keys)
