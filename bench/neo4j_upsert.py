@@ -1,8 +1,11 @@
-"""Neo4j upsert throughput: batched UNWIND vs one statement per row, and a batch-size sweep.
+"""Neo4j upsert throughput: batched (many documents per transaction) vs per-row, side by side.
 
-Everything goes through the real store code (pipeline.store.upsert_analyses: one managed transaction
-per document, every statement run over its rows in UNWIND batches of ``batch_size``). The per-row
-path is the same code with ``batch_size=1``: every MERGE/CREATE/read runs once per row.
+Everything goes through the real store code (pipeline.store.upsert_analyses). Batched: the defaults
+(up to DEFAULT_MAX_DOCUMENTS documents / DEFAULT_MAX_ROWS rows per transaction, UNWIND chunks of
+DEFAULT_BATCH_SIZE). Per-row: batch_size=1 and max_documents=1, so every statement runs once per row
+and every document is its own transaction (the path before batching). Cases, interleaved in every
+round (A B A B), best of --rounds: synthetic first load, per-row on a ~1k-relation subset, EWT first
+load, a night (the EWT store with 10% of its documents changed), the subset batched.
 
 Data, built without the transformer so the figures are about the store only:
 
@@ -13,15 +16,10 @@ Data, built without the transformer so the figures are about the store only:
     relations each), span keys drawn Zipf-like from a shared vocabulary of realistic entity/noun keys,
     at least 100k relations in all (each becomes an EVIDENCE and, nearly always, a RELATES edge).
 
-Reports relationships written per second (MENTIONED_IN + PART_OF + EVIDENCE + RELATES, counted in
-the database afterwards): for the whole synthetic corpus at the default batch size, and for a sweep
-of batch sizes on a smaller corpus of the same distribution (6k relations, best of 2 rounds; the
-whole corpus per size would take too long on 2 cores). The per-row path runs on a subset of about
-2,000 relation rows and its time for the whole corpus is EXTRAPOLATED from its rate. The EWT ingest
-is the first work of a fresh server, so it includes JVM warm-up and query planning.
-
-Ends with one JSON line: ratio = batched rels/s (default batch size) / per-row rels/s,
-rels_per_s = batched rels/s (whole synthetic corpus).
+Reports relationships per second (MENTIONED_IN + PART_OF + EVIDENCE + RELATES counted in the
+database afterwards; for the night, the relationships of the changed documents over the whole night's
+time, unchanged documents included) and the load average. Ends with one JSON line: rels_per_s
+(synthetic), rels_per_s_small_docs (EWT), rels_per_s_night, ratio = synthetic batched / per-row.
 
     .venv/bin/python bench/neo4j_upsert.py            # starts its own throwaway Neo4j
     NEO4J_URI=bolt://... NEO4J_PASSWORD=... .venv/bin/python bench/neo4j_upsert.py --clear-ok
@@ -32,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import secrets
 import sys
@@ -218,27 +217,55 @@ def db_counts(driver, database: str) -> tuple[int, int]:
     return records[0]["nodes"], records[0]["rels"]
 
 
-def timed_ingest(driver, database: str, analyses, batch_size: int, labels=None) -> dict:
+def doc_rels(driver, database: str, ids: list[str]) -> int:
+    """MENTIONED_IN + PART_OF + EVIDENCE relationships of these documents (what a night rewrites)."""
+    records, _, _ = driver.execute_query(
+        "UNWIND $ids AS id CALL (id) { MATCH (d:Document {id: id})<-[r]-() RETURN count(r) AS n1 } "
+        "CALL (id) { MATCH ()-[e:EVIDENCE {doc_id: id}]->() RETURN count(e) AS n2 } RETURN sum(n1 + n2) AS n",
+        ids=ids,
+        database_=database,
+    )
+    return int(records[0]["n"])
+
+
+def changed(analysis: DocumentAnalysis) -> DocumentAnalysis:
+    """A new version of a document: other text (so another hash) and every other relation dropped."""
+    doc = analysis.document
+    return DocumentAnalysis(
+        Document(doc.id, doc.text + " Revised.", source=doc.source),
+        analysis.sentences,
+        analysis.spans,
+        analysis.relations[::2],
+        n_tokens=analysis.n_tokens,
+        settings=analysis.settings,
+    )
+
+
+def timed_load(driver, database: str, analyses, labels=None, per_row: bool = False) -> dict:
+    """Clear, then write ``analyses``: batched (the defaults) or per-row (batch size 1, one document
+    per transaction: every statement once per row, the path before batching)."""
     store.clear_database(driver, database)
+    limits = {"batch_size": 1, "max_documents": 1} if per_row else {}
     t0 = time.perf_counter()
-    result = store.upsert_analyses(driver, database, analyses, relation_labels=labels, batch_size=batch_size)
+    result = store.upsert_analyses(driver, database, analyses, relation_labels=labels, **limits)
     seconds = time.perf_counter() - t0
     nodes, rels = db_counts(driver, database)
     return {"seconds": seconds, "nodes": nodes, "rels": rels, "rels_per_s": rels / seconds, "result": result}
+
+
+def best(runs: list[dict]) -> dict:
+    return min(runs, key=lambda r: r["seconds"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--relations", type=int, default=100_000, help="synthetic relations (>= 100k for the report)")
     parser.add_argument("--docs", type=int, default=30, help="synthetic documents")
-    parser.add_argument("--sweep-relations", type=int, default=6_000, help="synthetic relations for the sweep")
-    parser.add_argument("--repeats", type=int, default=2, help="sweep rounds (best time per batch size is kept)")
-    parser.add_argument("--per-row-rows", type=int, default=2_000, help="relation rows for the per-row path")
-    parser.add_argument("--sweep", default="100,500,1000,5000,10000", help="batch sizes to compare")
+    parser.add_argument("--per-row-rows", type=int, default=1_000, help="relation rows for the per-row path")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (best time per case is kept)")
+    parser.add_argument("--changed", type=float, default=0.10, help="share of EWT documents changed in the night")
     parser.add_argument("--clear-ok", action="store_true", help="allow clearing the database named by NEO4J_URI")
     args = parser.parse_args()
-    sweep = [int(x) for x in args.sweep.split(",")]
-    default_bs = store.DEFAULT_BATCH_SIZE
 
     with ExitStack() as stack:
         settings = Neo4jSettings.from_env()
@@ -258,117 +285,90 @@ def main() -> None:
             sys.exit(f"{where} is not empty and this bench clears it: pass --clear-ok if that is fine")
         info = store.server_info(driver, database)
         store.ensure_schema(driver, database)
-        print(f"Neo4j {info['version']} {info['edition']} - {where}")
+        try:
+            import neo4j._rust  # noqa: F401
 
-        # (a) EWT dev
+            rust = True
+        except ImportError:
+            rust = False
+        print(f"Neo4j {info['version']} {info['edition']} - {where}; driver Rust extension: {rust}")
+
         ewt = ewt_analyses(EWT_DEV)
-        n_ewt_rel = sum(len(a.relations) for a in ewt)
-        first = timed_ingest(driver, database, ewt, default_bs, EWT_LABELS)
-        t0 = time.perf_counter()
-        again = store.upsert_analyses(driver, database, ewt, relation_labels=EWT_LABELS, batch_size=default_bs)
-        t_again = time.perf_counter() - t0
-        print(
-            f"\n(a) UD EWT dev: {len(ewt)} documents, {sum(len(a.spans) for a in ewt)} NOUN/PROPN spans, "
-            f"{n_ewt_rel} gold arcs (synthetic relation types), batch size {default_bs}"
-        )
-        print(
-            f"    ingest : {first['seconds']:7.2f} s  {len(ewt) / first['seconds']:7.1f} docs/s  "
-            f"{first['rels_per_s']:8.0f} rels/s  -> {first['nodes']} nodes, {first['rels']} relationships"
-        )
-        print(f"    rerun  : {t_again:7.2f} s  {len(ewt) / t_again:7.1f} docs/s  (all unchanged: {again})")
-
-        # (b) synthetic corpus: the whole of it at the default batch size
         corpus = synthetic_analyses(seed=1234, target_relations=args.relations, n_docs=args.docs)
-        n_rel = sum(len(a.relations) for a in corpus)
-        sizes = sorted(len(a.relations) for a in corpus)
-        print(
-            f"\n(b) synthetic: {len(corpus)} documents, {n_rel} relations "
-            f"(per document min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}), "
-            f"{sum(len(a.spans) for a in corpus)} mentions"
-        )
-        batched = timed_ingest(driver, database, corpus, default_bs)
-        print(
-            f"    batched, batch size {default_bs}: {batched['seconds']:.1f} s, {batched['rels_per_s']:.0f} rels/s "
-            f"-> {batched['nodes']} nodes, {batched['rels']} relationships"
-        )
-
-        # batch-size sweep on a smaller corpus of the same distribution (the full one per size takes too long)
-        small = synthetic_analyses(
-            seed=4321,
-            target_relations=args.sweep_relations,
-            n_docs=max(2, round(args.docs * args.sweep_relations / args.relations)),
-            prefix="sw",
-        )
-        small_sizes = sorted(len(a.relations) for a in small)
-        print(
-            f"\n    batch-size sweep on {len(small)} documents, {sum(small_sizes)} relations "
-            f"(per document min {small_sizes[0]}, max {small_sizes[-1]}):"
-        )
-        print(f"    best of {args.repeats} rounds:")
-        print(f"    {'batch size':>10} {'seconds':>9} {'rels/s':>9} {'relationships':>14} {'nodes':>8}")
-        runs = {}
-        sizes_to_try = sorted(set(sweep) | {default_bs})
-        for _rep in range(args.repeats):  # rounds over all sizes, so drifting machine load hits each alike
-            for bs in sizes_to_try:
-                r = timed_ingest(driver, database, small, bs)
-                if bs not in runs or r["seconds"] < runs[bs]["seconds"]:
-                    runs[bs] = r
-        for bs in sizes_to_try:
-            r = runs[bs]
-            mark = "  <- default" if bs == default_bs else ""
-            print(f"    {bs:>10} {r['seconds']:>9.2f} {r['rels_per_s']:>9.0f} {r['rels']:>14} {r['nodes']:>8}{mark}")
-
-        # per-row path on a subset of the same distribution (separate seed, ~per_row_rows relations)
         subset = synthetic_analyses(seed=99, target_relations=args.per_row_rows, n_docs=2, prefix="row")
-        n_sub = sum(len(a.relations) for a in subset)
-        per_row = timed_ingest(driver, database, subset, 1)
-        same_batched = timed_ingest(driver, database, subset, default_bs)
-        extrapolated_s = batched["rels"] / per_row["rels_per_s"]
-        ratio = batched["rels_per_s"] / per_row["rels_per_s"]
-        print(
-            f"\n    per-row (batch size 1) on {n_sub} relations in {len(subset)} documents: "
-            f"{per_row['seconds']:.2f} s, {per_row['rels_per_s']:.0f} rels/s ({per_row['rels']} relationships)"
-        )
-        print(
-            f"    same subset batched ({default_bs}): {same_batched['seconds']:.2f} s, "
-            f"{same_batched['rels_per_s']:.0f} rels/s  -> like-for-like ratio "
-            f"{same_batched['rels_per_s'] / per_row['rels_per_s']:.1f}x"
-        )
-        print(
-            f"    full corpus per-row: EXTRAPOLATED {extrapolated_s:.0f} s for {batched['rels']} relationships "
-            f"(measured batched: {batched['seconds']:.1f} s)"
-        )
-        print(f"    ratio batched/per-row: {ratio:.1f}x")
-        best_bs = max(runs, key=lambda b: runs[b]["rels_per_s"])
-        print(
-            f"    fastest batch size in the sweep: {best_bs} ({runs[best_bs]['rels_per_s']:.0f} rels/s); "
-            f"default {default_bs} ({runs[default_bs]['rels_per_s']:.0f} rels/s)"
-        )
+        rng = random.Random(5)
+        night_ids = sorted(rng.sample([a.document.id for a in ewt], round(len(ewt) * args.changed)))
+        night = [changed(a) if a.document.id in night_ids else a for a in ewt]
+        store.upsert_analyses(driver, database, subset[:1])  # warm-up: JVM and query plans
+        runs: dict[str, list[dict]] = {k: [] for k in ("synthetic", "ewt", "night", "subset", "per_row")}
+        for rnd in range(args.rounds):  # A B A B: every case once per round, so drifting load hits each alike
+            runs["synthetic"].append(timed_load(driver, database, corpus))
+            runs["per_row"].append(timed_load(driver, database, subset, per_row=True))
+            runs["ewt"].append(timed_load(driver, database, ewt, EWT_LABELS))
+            t0 = time.perf_counter()  # the night: the EWT store, 10% of its documents changed
+            result = store.upsert_analyses(driver, database, night, relation_labels=EWT_LABELS)
+            seconds = time.perf_counter() - t0
+            rels = doc_rels(driver, database, night_ids)
+            runs["night"].append({"seconds": seconds, "rels": rels, "rels_per_s": rels / seconds, "result": result})
+            runs["subset"].append(timed_load(driver, database, subset))
+            print(
+                f"  round {rnd + 1}: "
+                + ", ".join(f"{k} {v[-1]['rels_per_s']:.0f} rels/s ({v[-1]['seconds']:.2f} s)" for k, v in runs.items())
+                + f"  load {os.getloadavg()[0]:.2f}"
+            )
+        syn, ewt_r, night_r, sub, row = (best(runs[k]) for k in ("synthetic", "ewt", "night", "subset", "per_row"))
         store.clear_database(driver, database)
 
+    n_rel = sum(len(a.relations) for a in corpus)
+    load = os.getloadavg()
+    print(f"\nbest of {args.rounds} rounds, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 shared cores)")
+    print(
+        f"(b) synthetic first load: {len(corpus)} documents, {n_rel} relations -> {syn['rels']} relationships "
+        f"in {syn['seconds']:.2f} s = {syn['rels_per_s']:.0f} rels/s"
+    )
+    print(
+        f"(a) EWT dev first load: {len(ewt)} small documents, {sum(len(a.relations) for a in ewt)} gold arcs -> "
+        f"{ewt_r['rels']} relationships in {ewt_r['seconds']:.2f} s = {ewt_r['rels_per_s']:.0f} rels/s, "
+        f"{len(ewt) / ewt_r['seconds']:.0f} docs/s"
+    )
+    print(
+        f"    night: {len(night_ids)} of {len(ewt)} documents changed ({night_r['result']}): {night_r['seconds']:.2f} s, "
+        f"{night_r['rels']} relationships of the changed documents = {night_r['rels_per_s']:.0f} rels/s"
+    )
+    print(
+        f"    per-row (batch size 1, one document per transaction) on {sum(len(a.relations) for a in subset)} "
+        f"relations: {row['seconds']:.2f} s, {row['rels_per_s']:.0f} rels/s; same subset batched "
+        f"{sub['rels_per_s']:.0f} rels/s (like for like {sub['rels_per_s'] / row['rels_per_s']:.1f}x)"
+    )
+    ratio = syn["rels_per_s"] / row["rels_per_s"]
+    print(f"    ratio synthetic batched / per-row: {ratio:.1f}x")
     print(
         json.dumps(
             {
                 "bench": "neo4j_upsert",
+                "rels_per_s": round(syn["rels_per_s"], 1),
+                "rels_per_s_small_docs": round(ewt_r["rels_per_s"], 1),
+                "rels_per_s_night": round(night_r["rels_per_s"], 1),
+                "per_row_rels_per_s": round(row["rels_per_s"], 1),
                 "ratio": round(ratio, 2),
-                "rels_per_s": round(batched["rels_per_s"], 1),
-                "default_batch_size": default_bs,
-                "per_row_rels_per_s": round(per_row["rels_per_s"], 1),
-                "per_row_extrapolated_s": round(extrapolated_s, 1),
-                "like_for_like_ratio": round(same_batched["rels_per_s"] / per_row["rels_per_s"], 2),
+                "like_for_like_ratio": round(sub["rels_per_s"] / row["rels_per_s"], 2),
+                "rounds": args.rounds,
+                "load_average": [round(x, 2) for x in load],
+                "rust_extension": rust,
+                "max_documents": store.DEFAULT_MAX_DOCUMENTS,
+                "max_rows": store.DEFAULT_MAX_ROWS,
+                "batch_size": store.DEFAULT_BATCH_SIZE,
                 "synthetic": {
                     "documents": len(corpus),
                     "relations": n_rel,
-                    "relationships": batched["rels"],
-                    "seconds": round(batched["seconds"], 2),
+                    "relationships": syn["rels"],
+                    "seconds": round(syn["seconds"], 2),
                 },
-                "sweep_rels_per_s": {str(b): round(r["rels_per_s"], 1) for b, r in sorted(runs.items())},
-                "ewt": {
-                    "documents": len(ewt),
-                    "relations": n_ewt_rel,
-                    "seconds": round(first["seconds"], 2),
-                    "rels_per_s": round(first["rels_per_s"], 1),
-                    "rerun_unchanged_s": round(t_again, 2),
+                "ewt": {"documents": len(ewt), "relationships": ewt_r["rels"], "seconds": round(ewt_r["seconds"], 2)},
+                "night": {
+                    "changed": len(night_ids),
+                    "relationships": night_r["rels"],
+                    "seconds": round(night_r["seconds"], 2),
                 },
             }
         )

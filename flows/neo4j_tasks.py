@@ -159,24 +159,22 @@ def held_in_neo4j(documents: list[tuple[str, str]], target: Neo4jTarget) -> set[
 def upsert_batch(
     analyses: list[DocumentAnalysis], labels: dict[str, str], target: Neo4jTarget
 ) -> list[WriteResult | FailedDocument]:
-    """Upsert the analyses one transaction per document, in the order given (pipeline.store).
+    """Upsert the analyses in order, many documents per transaction (``pipeline.store.upsert_batch``).
 
     A retry starts over with the batch: documents written by the failed attempt come back
-    "unchanged". A document whose analysis the store refuses (ValueError) is reported, not retried.
+    "unchanged". A document whose analysis the store refuses (ValueError) is reported, not retried,
+    and the others of the batch are written.
     """
     settings = target.resolve()
-    results: list[WriteResult | FailedDocument] = []
     try:
-        driver = DRIVERS.get(settings)
-        for analysis in analyses:
-            try:
-                results.append(store.upsert_document(driver, settings.database, analysis, labels))
-            except ValueError as exc:
-                results.append(FailedDocument.of(analysis.document, "neo4j", exc))
+        results = store.upsert_batch(DRIVERS.get(settings), settings.database, analyses, labels)
     except BaseException:
         DRIVERS.drop(settings)  # the next attempt reconnects with freshly resolved settings
         raise
-    return results
+    return [
+        FailedDocument.of(a.document, "neo4j", r) if isinstance(r, ValueError) else r
+        for a, r in zip(analyses, results, strict=True)
+    ]
 
 
 class FlowNeo4jSink:

@@ -354,14 +354,14 @@ def test_a_crash_after_two_documents_then_a_rerun_gives_the_uninterrupted_graph(
     from pipeline import store
     from pipeline.graph import KnowledgeGraph
 
-    real_upsert = store.upsert_document
+    real_upsert = store.upsert_batch
     written: list[str] = []
 
-    def crash_after_two(driver, database, analysis, *args, **kwargs):
+    def crash_after_two(driver, database, analyses, *args, **kwargs):
         if len(written) == 2:
             raise RuntimeError("simulated crash while writing the third document")
-        written.append(analysis.document.id)
-        return real_upsert(driver, database, analysis, *args, **kwargs)
+        written.extend(a.document.id for a in analyses)
+        return real_upsert(driver, database, analyses, *args, **kwargs)
 
     out = tmp_path / "graph.json"
     params = {
@@ -371,11 +371,11 @@ def test_a_crash_after_two_documents_then_a_rerun_gives_the_uninterrupted_graph(
         "cache_dir": str(tmp_path / "cache"),
         **neo4j_params(neo4j_settings),
     }
-    monkeypatch.setattr(store, "upsert_document", crash_after_two)
+    monkeypatch.setattr(store, "upsert_batch", crash_after_two)
     state = fi.ingest_flow(return_state=True, **params)
     assert state.is_failed() and len(written) == 2
     assert not out.exists()  # files are written once, at the end, atomically
-    monkeypatch.setattr(store, "upsert_document", real_upsert)
+    monkeypatch.setattr(store, "upsert_batch", real_upsert)
 
     report, flow_run_id = run_flow(**params)
     # documents 1-3 were extracted and persisted before the crash; only the fourth is extracted now

@@ -634,3 +634,82 @@ def test_load_query_strips_comments_and_rejects_unknown_names() -> None:
     for bad in ("nope", "../pipeline/store", "graph_stats.cypher", "GRAPH_STATS"):
         with pytest.raises(ValueError, match="unknown query"):
             store.load_query(bad)
+
+
+# ── batches: many documents per transaction ──────────────────────────────────────────────────────
+
+
+def test_random_batches_with_replacements_and_bad_documents_match_the_knowledge_graph(db) -> None:
+    """upsert_batch on random batches (shared spans, replacements, repeated ids, refused documents)
+    with random transaction limits: one result per analysis, and the store equals the KnowledgeGraph."""
+    driver, database = db
+    rng = random.Random(23)
+    vocab = ["Marie", "Pierre", "Paris", "radium", "study", "lab", "prize", "Nobel", "work", "metal"]
+    types = ["L0H1k2", "L1H0c3", "L2H8k12"]
+    kg = KnowledgeGraph()
+    ids = [f"b{i}" for i in range(6)] + ["d\U0001f600", "d\ue000"]
+    for step in range(25):
+        batch: list[DocumentAnalysis] = []
+        expected: list[str | type[ValueError]] = []
+        for _ in range(rng.randint(1, 7)):
+            analysis = _random_analysis(rng, rng.choice(ids), vocab, types)
+            if rng.random() < 0.1:  # refused by the whitelist: reported, the rest of the batch is written
+                analysis.relations.append(SpanRelation(0, 0, "not a type", 0.5, 0))
+                expected.append(ValueError)
+            else:
+                expected.append(kg.add_analysis(analysis))
+            batch.append(analysis)
+        results = store.upsert_batch(
+            driver, database, batch, batch_size=rng.choice([1, 4, 1000]), max_documents=rng.choice([1, 2, 3, 500])
+        )
+        assert [type(r) if isinstance(r, ValueError) else r for r in results] == expected, step
+        if step % 9 == 8:
+            assert_matches_kg(driver, database, kg)
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+
+
+def test_a_batch_is_one_transaction_and_unchanged_documents_are_skipped(db) -> None:
+    driver, database = db
+    store.upsert_batch(driver, database, [doc1(), doc2()])
+    before = dump(driver, database)
+    d3 = build("d3", ["Marie Curie won."], [(MC, "Marie Curie", 0, 0), ("word:win", "won", 0, 0)], [(0, 1, OTHER, 0.2)])
+    # A crash in the batch's EVIDENCE statement: the replacement and the new document both vanish.
+    seen: list[tuple[str, int]] = []
+    with pytest.raises(SimulatedCrash, match="simulated crash after EVIDENCE"):
+        store.upsert_batch(driver, database, [doc1(), doc2_changed(), d3], on_batch=crash_after(4, seen))
+    assert [s for s, _ in seen] == ["SPANS", "SENTENCES", "MENTIONS", "EVIDENCE"]
+    assert dump(driver, database) == before
+    # The rerun: doc1 skipped (one statement for the whole batch's states, nothing written for it).
+    progress: list[tuple[str, int]] = []
+    results = store.upsert_batch(
+        driver, database, [doc1(), doc2_changed(), d3], on_batch=lambda s, n: progress.append((s, n))
+    )
+    assert results == ["unchanged", "replaced", "added"]
+    assert [s for s, _ in progress][:4] == ["SPANS", "SENTENCES", "MENTIONS", "EVIDENCE"]
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2_changed(), d3))
+    assert store.upsert_batch(driver, database, [doc1(), doc2_changed(), d3]) == ["unchanged"] * 3
+    # The same id twice in one batch: written in order, as by two calls.
+    assert store.upsert_batch(driver, database, [doc2(), doc2_changed()]) == ["replaced", "replaced"]
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2_changed(), d3, doc2(), doc2_changed()))
+    with pytest.raises(ValueError, match="max_documents"):
+        store.upsert_batch(driver, database, [doc1()], max_documents=0)
+
+
+def test_concurrent_batch_writers_on_shared_spans_keep_the_aggregates_exact(db) -> None:
+    """Four threads each upsert a batch of overlapping documents; span locks serialize the shared parts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    driver, database = db
+    rng = random.Random(5)
+    vocab = ["Marie", "Pierre", "Paris", "radium", "study", "lab"]
+    analyses = {f"k{i:02d}": _random_analysis(rng, f"k{i:02d}", vocab, ["L0H1k2", "L2H8k12"]) for i in range(16)}
+    batches = [list(analyses.values())[i::4] for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda b: store.upsert_batch(driver, database, b), batches))
+    assert results == [["added"] * 4] * 4
+    order = q(driver, database, "MATCH (d:Document) RETURN d.id AS id, d.seq AS seq")
+    kg = KnowledgeGraph()
+    for row in sorted(order, key=lambda r: (r["seq"], r["id"])):  # the store's ingest order
+        kg.add_analysis(analyses[row["id"]])
+    assert_matches_kg(driver, database, kg)

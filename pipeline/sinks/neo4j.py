@@ -1,4 +1,4 @@
-"""Neo4j: one transaction per document, idempotent, exact replacement (``pipeline.store``)."""
+"""Neo4j: many documents per transaction, idempotent, exact replacement (``pipeline.store.upsert_batch``)."""
 
 from __future__ import annotations
 
@@ -46,19 +46,17 @@ class Neo4jSink:
     def write(
         self, analyses: Sequence[DocumentAnalysis], relation_labels: dict[str, str]
     ) -> list[WriteResult | FailedDocument]:
-        out: list[WriteResult | FailedDocument] = []
-        for analysis in analyses:
-            try:
-                out.append(
-                    store.upsert_document(
-                        self.driver, self.settings.database, analysis, relation_labels, self.batch_size
-                    )
-                )
-            except ValueError as exc:  # the store refuses this document (whitelists, contract): report it
-                out.append(FailedDocument.of(analysis.document, self.name, exc))
-            except _CONNECTION_ERRORS as exc:
-                raise self._lost(exc) from None
-        return out
+        try:
+            results = store.upsert_batch(
+                self.driver, self.settings.database, list(analyses), relation_labels, self.batch_size
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise self._lost(exc) from None
+        # a document the store refuses (whitelists, contract) is reported; the others are written
+        return [
+            FailedDocument.of(a.document, self.name, r) if isinstance(r, ValueError) else r
+            for a, r in zip(analyses, results, strict=True)
+        ]
 
     def close(self) -> dict[str, str]:
         self.abort()

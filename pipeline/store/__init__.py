@@ -6,8 +6,8 @@ Modules, in the order a write flows through them:
 * ``connection`` - ``connect`` (fails fast with one line), ``server_info``, ``clear_database``;
 * ``schema`` - constraints and indexes, and the whitelists every label and relation type passes;
 * ``rows`` - an analysis or a graph's contribution, validated and shaped into statement rows;
-* ``upsert`` - one document per transaction: ``upsert_document``, ``upsert_analyses``,
-  ``upsert_graph``, ``delete_document``, ``set_relation_labels``;
+* ``upsert`` - many documents per transaction: ``upsert_batch`` (one result per analysis),
+  ``upsert_analyses``, ``upsert_graph``, ``upsert_document``, ``delete_document``, ``set_relation_labels``;
 * ``read`` - the database back as provenance or as a ``KnowledgeGraph``;
 * ``named`` - the saved queries of ``cypher/`` (also ``queries/`` at the top of a checkout);
 * ``queries`` - every Cypher statement of the store, and nothing else.
@@ -28,17 +28,22 @@ from pipeline.store.schema import (
 from pipeline.store.settings import Neo4jSettings
 from pipeline.store.upsert import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_DOCUMENTS,
+    DEFAULT_MAX_ROWS,
     BatchCallback,
     UpsertResult,
     delete_document,
     set_relation_labels,
     upsert_analyses,
+    upsert_batch,
     upsert_document,
     upsert_graph,
 )
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_DOCUMENTS",
+    "DEFAULT_MAX_ROWS",
     "ENTITY_LABELS",
     "QUERIES_DIR",
     "RELATION_TYPE_RE",
@@ -62,6 +67,7 @@ __all__ = [
     "server_info",
     "set_relation_labels",
     "upsert_analyses",
+    "upsert_batch",
     "upsert_document",
     "upsert_graph",
 ]

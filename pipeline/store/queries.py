@@ -38,11 +38,13 @@ AWAIT_INDEXES = "CALL db.awaitIndexes(300)"
 
 DOC_HASH = "OPTIONAL MATCH (d:Document {id: $id}) RETURN d.content_hash AS content_hash"
 DOC_HASHES = "UNWIND $ids AS id MATCH (d:Document {id: id}) RETURN d.id AS id, d.content_hash AS content_hash"
-# The stored hash and the highest ingest number, in one round trip (the seq index serves the ORDER BY).
-DOC_STATE = """
-OPTIONAL MATCH (d:Document {id: $id})
-RETURN d.content_hash AS content_hash,
-       COLLECT { MATCH (x:Document) WHERE x.seq IS NOT NULL RETURN x.seq ORDER BY x.seq DESC LIMIT 1 } AS top
+# The stored hashes of a batch's documents and the highest ingest number, in one round trip (the seq
+# index serves the ORDER BY).
+DOC_STATES = """
+WITH COLLECT { MATCH (x:Document) WHERE x.seq IS NOT NULL RETURN x.seq ORDER BY x.seq DESC LIMIT 1 } AS top
+UNWIND $ids AS id
+OPTIONAL MATCH (d:Document {id: id})
+RETURN id, d.content_hash AS content_hash, top
 """
 LABELS_READ = "UNWIND $ids AS id OPTIONAL MATCH (t:RelationType {id: id}) RETURN id, t.label AS label"
 LABELS_WRITE = """
@@ -52,34 +54,42 @@ SET t.label = row.label
 """
 # One pass over RELATES (there is no index on its type, see SCHEMA_STATEMENTS).
 RELABEL = "MATCH ()-[r:RELATES]->() WHERE r.type IN $ids SET r.label = $labels[r.type]"
-OLD_MENTIONS = "MATCH (s:Span)-[m:MENTIONED_IN]->(:Document {id: $id}) DELETE m RETURN s.key AS key"
+# The old contribution of the documents being replaced (or deleted), by document id.
+OLD_MENTIONS = """
+UNWIND $ids AS id
+MATCH (s:Span)-[m:MENTIONED_IN]->(:Document {id: id})
+DELETE m
+RETURN DISTINCT s.key AS key
+"""
 OLD_EVIDENCE = """
-MATCH (a:Span)-[e:EVIDENCE {doc_id: $id}]->(b:Span)
+UNWIND $ids AS id
+MATCH (a:Span)-[e:EVIDENCE {doc_id: id}]->(b:Span)
 WITH a.key AS s, b.key AS o, e.type AS t, e
 DELETE e
-RETURN s, o, t
+RETURN DISTINCT s, o, t
 """
-OLD_SENTENCES = "MATCH (s:Sentence {doc_id: $id}) DETACH DELETE s"
-DOC_WRITE = """
-MERGE (d:Document {id: $id})
-SET d.content_hash = $content_hash, d.source = $source, d.settings = $settings, d.seq = $seq,
+OLD_SENTENCES = "UNWIND $ids AS id MATCH (s:Sentence {doc_id: id}) DETACH DELETE s"
+# row: {id, content_hash, source, settings, seq}
+DOCS_WRITE = """
+UNWIND $rows AS row
+MERGE (d:Document {id: row.id})
+SET d.content_hash = row.content_hash, d.source = row.source, d.settings = row.settings, d.seq = row.seq,
     d.ingested_at = datetime()
 """
+# Rows of the big statements are positional lists, not maps: fewer values for the driver to pack.
+# The batch's old sentences were deleted above (or never existed), so CREATE is exact.
+# row: [doc id, index, text]
 SENTENCES = """
-MATCH (d:Document {id: $id})
 UNWIND $rows AS row
-MERGE (s:Sentence {doc_id: $id, index: row.index})
-SET s.text = row.text
-MERGE (s)-[:PART_OF]->(d)
+MATCH (d:Document {id: row[0]})
+CREATE (s:Sentence {doc_id: row[0], index: row[1]})-[:PART_OF]->(d)
+SET s.text = row[2]
 """
-# Rows of the three big statements (SPANS, MENTIONS, EVIDENCE) are positional lists, not maps: the
-# driver's pure-Python encoder spends most of the client time per packed value, and map keys
-# doubled the count.
-
-# MERGE each span; a span this transaction creates is mentioned by this document only, so it gets its
-# final properties here and needs no recompute. ON MATCH SET takes the node's write lock, so writers
-# touching the same spans serialize and each recompute reads committed, complete data.
-# row: [key, text, label, kind, mentions, extra_labels]
+# MERGE each span the batch mentions (one row per key, sorted); a span this transaction creates is
+# mentioned by this batch's documents only, so it gets its final properties (aggregated over the batch
+# in Python) here and needs no recompute. ON MATCH SET takes the node's write lock, so writers touching
+# the same spans serialize and each recompute reads committed, complete data.
+# row: [key, text, label, kind, mentions, documents, extra_labels]
 SPANS = """
 UNWIND $rows AS row
 MERGE (s:Span {key: row[0]})
@@ -88,47 +98,68 @@ ON MATCH SET s.mentions = s.mentions
 WITH s, row, s.mentions = 0 AS created
 CALL (s, row, created) {
   WITH s, row WHERE created
-  SET s.text = row[1], s.label = row[2], s.kind = row[3], s.mentions = row[4], s.documents = [$id]
-  SET s:$(row[5])
+  SET s.text = row[1], s.label = row[2], s.kind = row[3], s.mentions = row[4], s.documents = row[5]
+  SET s:$(row[6])
 }
 WITH row, created WHERE NOT created
 RETURN row[0] AS key
 """
-# The document's own relationships were deleted above (or never existed), so CREATE is exact here
+# The batch's own relationships were deleted above (or never existed), so CREATE is exact here
 # and avoids MERGE's scan of every relationship between the two nodes.
-# row: [key, count, position, starts, ends, sentences, text_values, text_counts, label_values,
+# row: [doc id, key, count, position, starts, ends, sentences, text_values, text_counts, label_values,
 #       label_counts, kind_values, kind_counts]
 MENTIONS = """
-MATCH (d:Document {id: $id})
 UNWIND $rows AS row
-MATCH (s:Span {key: row[0]})
+MATCH (d:Document {id: row[0]})
+MATCH (s:Span {key: row[1]})
 CREATE (s)-[m:MENTIONED_IN]->(d)
-SET m.count = row[1], m.position = row[2], m.starts = row[3], m.ends = row[4], m.sentences = row[5],
-    m.text_values = row[6], m.text_counts = row[7], m.label_values = row[8], m.label_counts = row[9],
-    m.kind_values = row[10], m.kind_counts = row[11]
+SET m.count = row[2], m.position = row[3], m.starts = row[4], m.ends = row[5], m.sentences = row[6],
+    m.text_values = row[7], m.text_counts = row[8], m.label_values = row[9], m.label_counts = row[10],
+    m.kind_values = row[11], m.kind_counts = row[12]
 """
-# Evidence, and the RELATES aggregate right away when this document is the triple's only support
-# (the common case); triples with evidence from other documents are recomputed afterwards.
-# row: [source key, target key, type, score_mean (exact), scores, sentences, source_starts,
+# row: [doc id, source key, target key, type, score_mean (exact), scores, sentences, source_starts,
 #       source_ends, target_starts, target_ends], items best first
 EVIDENCE = """
 UNWIND $rows AS row
+MATCH (a:Span {key: row[1]})
+MATCH (b:Span {key: row[2]})
+CREATE (a)-[e:EVIDENCE]->(b)
+SET e.type = row[3], e.doc_id = row[0], e.count = size(row[5]), e.score_max = row[5][0],
+    e.score_sum = reduce(total = 0.0, x IN row[5] | total + x), e.score_mean = row[4], e.scores = row[5],
+    e.sentences = row[6], e.source_starts = row[7], e.source_ends = row[8], e.target_starts = row[9],
+    e.target_ends = row[10]
+"""
+# The RELATES aggregate of every triple the batch supports, aggregated over the batch in Python. A
+# RELATES this MERGE creates had no support outside the batch (RELATES exists exactly when evidence
+# does; the triples of replaced documents are recomputed anyway), so its properties are final; the
+# triples it finds are returned and recomputed from all their evidence. One row per triple: no
+# per-row COUNT {} of the evidence.
+# row: [source key, target key, type, count, score_max, score_mean, documents]
+# RELATES_CREATE: triples with an endpoint this transaction created (no RELATES can exist yet, so
+# CREATE is exact and skips MERGE's expansion over the other endpoint's edges); RELATES_NEW: the rest.
+RELATES_CREATE = """
+UNWIND $rows AS row
 MATCH (a:Span {key: row[0]})
 MATCH (b:Span {key: row[1]})
-CREATE (a)-[e:EVIDENCE]->(b)
-SET e.type = row[2], e.doc_id = $id, e.count = size(row[4]), e.score_max = row[4][0],
-    e.score_sum = reduce(total = 0.0, x IN row[4] | total + x), e.score_mean = row[3], e.scores = row[4],
-    e.sentences = row[5], e.source_starts = row[6], e.source_ends = row[7], e.target_starts = row[8],
-    e.target_ends = row[9]
-WITH a, b, row, e, COUNT { (a)-[x:EVIDENCE]->(b) WHERE x.type = row[2] } = 1 AS alone
-CALL (a, b, e, alone) {
-  WITH a, b, e WHERE alone
-  OPTIONAL MATCH (rt:RelationType {id: e.type})
-  MERGE (a)-[r:RELATES {type: e.type}]->(b)
-  SET r.label = coalesce(rt.label, ''), r.count = e.count, r.score_max = e.score_max,
-      r.score_mean = e.score_mean, r.documents = [e.doc_id]
+OPTIONAL MATCH (rt:RelationType {id: row[2]})
+CREATE (a)-[r:RELATES {type: row[2]}]->(b)
+SET r.label = coalesce(rt.label, ''), r.count = row[3], r.score_max = row[4], r.score_mean = row[5],
+    r.documents = row[6]
+"""
+RELATES_NEW = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row[0]})
+MATCH (b:Span {key: row[1]})
+MERGE (a)-[r:RELATES {type: row[2]}]->(b)
+ON CREATE SET r.count = -1
+WITH r, row, r.count = -1 AS created
+CALL (r, row, created) {
+  WITH r, row WHERE created
+  OPTIONAL MATCH (rt:RelationType {id: row[2]})
+  SET r.label = coalesce(rt.label, ''), r.count = row[3], r.score_max = row[4], r.score_mean = row[5],
+      r.documents = row[6]
 }
-WITH row, alone WHERE NOT alone
+WITH row, created WHERE NOT created
 RETURN row[0] AS s, row[1] AS o, row[2] AS t
 """
 

@@ -7,7 +7,7 @@ as ``KnowledgeGraph``), and the aggregates written along with it use the same ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "MentionOffsets",
     "evidence_rows",
     "mention_rows",
+    "relates_new_rows",
     "relates_rows",
     "rows_from_analysis",
     "rows_from_contribution",
@@ -98,27 +99,62 @@ def settings_json(rows: DocumentRows) -> str:
     return canonical_json(rows.contribution.settings)
 
 
-def span_rows(rows: DocumentRows, seq: int) -> list[list[Any]]:
-    """SPANS rows ``[key, text, label, kind, mentions, extra_labels]``: the final properties of a span
-    only this document mentions. Sorted by key, so writers lock shared spans in one order (fewer deadlocks).
+def span_rows(batch: Sequence[tuple[DocumentRows, int]]) -> list[list[Any]]:
+    """SPANS rows ``[key, text, label, kind, mentions, documents, extra_labels]``, one per span key the
+    batch's documents (each with its ingest number ``seq``) mention: the final properties of a span only
+    these documents mention. Sorted by key, so writers lock shared spans in one order (fewer deadlocks).
     """
+    aggs: dict[str, NodeAggregate] = {}
+    for rows, seq in batch:
+        c = rows.contribution
+        for key, node in c.nodes.items():
+            agg = aggs.get(key)
+            if agg is None:
+                agg = aggs[key] = NodeAggregate()
+            agg.add(node, c.document, seq)
     out = []
-    c = rows.contribution
-    for key in sorted(c.nodes):
-        agg = NodeAggregate()
-        agg.add(c.nodes[key], c.document, seq)
-        a = agg.attributes()
-        out.append([key, a["text"], a["label"], a["kind"], a["mentions"], entity_node_labels(a["label"], a["kind"])])
+    for key in sorted(aggs):
+        a = aggs[key].attributes()
+        out.append(
+            [
+                key,
+                a["text"],
+                a["label"],
+                a["kind"],
+                a["mentions"],
+                a["documents"],
+                entity_node_labels(a["label"], a["kind"]),
+            ]
+        )
     return out
+
+
+def relates_new_rows(batch: Sequence[DocumentRows]) -> list[list[Any]]:
+    """RELATES_NEW rows ``[source, target, type, count, score_max, score_mean, documents]``: each triple's
+    aggregate over the batch's documents, sorted."""
+    aggs: dict[EdgeId, EdgeAggregate] = {}
+    for rows in batch:
+        c = rows.contribution
+        for triple, items in c.edges.items():
+            agg = aggs.get(triple)
+            if agg is None:
+                agg = aggs[triple] = EdgeAggregate()
+            agg.add_scores(c.document, [ev.score for ev in items])
+    return [
+        [s, o, t, agg.count, agg.score_max, agg.score_mean, sorted(agg.documents)]
+        for (s, o, t), agg in sorted(aggs.items())
+    ]
 
 
 def mention_rows(rows: DocumentRows) -> list[list[Any]]:
     """MENTIONS rows, one per span key in first-mention order (``position``) with value tallies."""
     out = []
+    doc = rows.doc_id
     for position, (key, node) in enumerate(rows.contribution.nodes.items()):
         at = rows.offsets.get(key, MentionOffsets())
         out.append(
             [
+                doc,
                 key,
                 node.mentions,
                 position,
@@ -147,6 +183,7 @@ def evidence_rows(rows: DocumentRows) -> list[list[Any]]:
         agg.add_scores(c.document, scores)
         out.append(
             [
+                c.document,
                 s,
                 o,
                 t,

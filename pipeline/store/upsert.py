@@ -1,4 +1,4 @@
-"""Writing to Neo4j: one document per managed transaction, idempotent, with exact aggregates.
+"""Writing to Neo4j: many documents per managed transaction, idempotent, with exact aggregates.
 
 Model (see docs/neo4j.md for the reasons)::
 
@@ -31,6 +31,7 @@ from pipeline.store.rows import (
     DocumentRows,
     evidence_rows,
     mention_rows,
+    relates_new_rows,
     relates_rows,
     rows_from_analysis,
     rows_from_contribution,
@@ -42,11 +43,14 @@ from pipeline.types import DocumentAnalysis
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_DOCUMENTS",
+    "DEFAULT_MAX_ROWS",
     "BatchCallback",
     "UpsertResult",
     "delete_document",
     "set_relation_labels",
     "upsert_analyses",
+    "upsert_batch",
     "upsert_document",
     "upsert_graph",
 ]
@@ -61,6 +65,12 @@ BatchCallback = Callable[[str, int], None]
 
 #: Rows per UNWIND statement. Chosen with bench/neo4j_upsert.py (see docs/neo4j.md for the sweep).
 DEFAULT_BATCH_SIZE = 1000
+
+#: Documents per transaction at most (``upsert_batch``/``upsert_analyses``/``upsert_graph``), and rows
+#: (mentions + relation triples) per transaction at most; a single larger document gets its own.
+#: Chosen with bench/neo4j_upsert.py (see docs/neo4j.md).
+DEFAULT_MAX_DOCUMENTS = 500
+DEFAULT_MAX_ROWS = 50_000
 
 
 class _Batcher:
@@ -100,11 +110,15 @@ def _apply_labels(tx: neo4j.ManagedTransaction, labels: dict[str, str], batcher:
         tx.run(queries.RELABEL, ids=[c["id"] for c in changed], labels={c["id"]: c["label"] for c in changed}).consume()
 
 
-def _remove_contribution(tx: neo4j.ManagedTransaction, doc_id: str) -> tuple[set[str], set[tuple[str, str, str]]]:
-    """Delete a document's mentions, evidence and sentences; return the span keys and triples it touched."""
-    keys = {r["key"] for r in tx.run(queries.OLD_MENTIONS, id=doc_id)}
-    pairs = {(r["s"], r["o"], r["t"]) for r in tx.run(queries.OLD_EVIDENCE, id=doc_id)}
-    tx.run(queries.OLD_SENTENCES, id=doc_id).consume()
+def _remove_contribution(
+    tx: neo4j.ManagedTransaction, doc_ids: list[str]
+) -> tuple[set[str], set[tuple[str, str, str]]]:
+    """Delete documents' mentions, evidence and sentences; return the span keys and triples they touched."""
+    if not doc_ids:
+        return set(), set()
+    keys = {r["key"] for r in tx.run(queries.OLD_MENTIONS, ids=doc_ids)}
+    pairs = {(r["s"], r["o"], r["t"]) for r in tx.run(queries.OLD_EVIDENCE, ids=doc_ids)}
+    tx.run(queries.OLD_SENTENCES, ids=doc_ids).consume()
     return keys, pairs
 
 
@@ -130,66 +144,174 @@ def _recompute(
     candidates = key_list if orphan_candidates is None else sorted(set(orphan_candidates))
     if candidates:
         batcher.run("NODES_DELETE_ORPHANS", candidates)
-    batcher.run("NODES_RECOMPUTE", key_list, entity_labels=ALL_ENTITY_NODE_LABELS, label_map=ENTITY_LABELS)
+    if key_list:
+        batcher.run("NODES_RECOMPUTE", key_list, entity_labels=ALL_ENTITY_NODE_LABELS, label_map=ENTITY_LABELS)
 
 
-def _upsert_tx(
+def _batch_tx(
     tx: neo4j.ManagedTransaction,
-    rows: DocumentRows,
+    batch: list[DocumentRows],
     labels: dict[str, str],
     batch_size: int,
     on_batch: BatchCallback | None,
-) -> UpsertResult:
-    """One document, one transaction. Idempotent: the driver may call it again after a transient error."""
+) -> list[UpsertResult]:
+    """Documents with distinct ids, one transaction; one result per document, in order.
+
+    Idempotent: the driver may call it again after a transient error. Every statement runs once per
+    batch over all its documents' rows (in UNWIND chunks of ``batch_size``), and the aggregates (Span
+    properties, RELATES) are written once per batch: final at once for what only the batch supports,
+    recomputed from the stored per-document rows for what other documents share or the old versions of
+    replaced documents touched.
+    """
     batcher = _Batcher(tx, batch_size, on_batch)
-    doc_id = rows.doc_id
-    state = tx.run(queries.DOC_STATE, id=doc_id).single(strict=True)
-    old_hash = state["content_hash"]
+    states = tx.run(queries.DOC_STATES, ids=[r.doc_id for r in batch]).data()
     _apply_labels(tx, labels, batcher)
-    if old_hash == rows.contribution.content_hash:
-        return "unchanged"
-    old_keys: set[str] = set()
-    old_pairs: set[tuple[str, str, str]] = set()
-    if old_hash is not None:
-        old_keys, old_pairs = _remove_contribution(tx, doc_id)
-    seq = int(state["top"][0]) + 1 if state["top"] else 0  # a replaced document counts as ingested anew
+    top = states[0]["top"] if states else []
+    next_seq = int(top[0]) + 1 if top else 0  # a replaced document counts as ingested anew
+    results: list[UpsertResult] = []
+    write: list[tuple[DocumentRows, int]] = []
+    replaced: list[str] = []
+    for rows, state in zip(batch, states, strict=True):
+        old_hash = state["content_hash"]
+        if old_hash == rows.contribution.content_hash:
+            results.append("unchanged")
+            continue
+        results.append("added" if old_hash is None else "replaced")
+        if old_hash is not None:
+            replaced.append(rows.doc_id)
+        write.append((rows, next_seq))
+        next_seq += 1
+    if not write:
+        return results
+    old_keys, old_pairs = _remove_contribution(tx, replaced)
 
     # Nodes first, then the relationships between them, then the aggregates.
     tx.run(
-        queries.DOC_WRITE,
-        id=doc_id,
-        content_hash=rows.contribution.content_hash,
-        source=rows.source,
-        settings=settings_json(rows),
-        seq=seq,
+        queries.DOCS_WRITE,
+        rows=[
+            {
+                "id": rows.doc_id,
+                "content_hash": rows.contribution.content_hash,
+                "source": rows.source,
+                "settings": settings_json(rows),
+                "seq": seq,
+            }
+            for rows, seq in write
+        ],
     ).consume()
-    matched = {r["key"] for r in batcher.run("SPANS", span_rows(rows, seq), id=doc_id)}  # spans that existed
-    sentences = [{"index": i, "text": t} for i, t in sorted(rows.contribution.sentences.items())]
-    batcher.run("SENTENCES", sentences, id=doc_id)
-    batcher.run("MENTIONS", mention_rows(rows), id=doc_id)
-    shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("EVIDENCE", evidence_rows(rows), id=doc_id)}
-    # Recompute what other documents share or what the old version touched; the rest is final already
-    # (a triple only this document supports got its RELATES in EVIDENCE, a span it alone mentions
-    # its properties in SPANS).
-    _recompute(
-        batcher,
-        old_keys | matched,
-        (old_pairs - set(rows.contribution.edges)) | shared,
-        orphan_candidates=old_keys - set(rows.contribution.nodes),
-    )
-    return "added" if old_hash is None else "replaced"
+    matched = {r["key"] for r in batcher.run("SPANS", span_rows(write))}  # spans that existed
+    docs = [rows for rows, _ in write]
+    sentences = [[r.doc_id, i, t] for r in docs for i, t in sorted(r.contribution.sentences.items())]
+    batcher.run("SENTENCES", sentences)
+    batcher.run("MENTIONS", [row for r in docs for row in mention_rows(r)])
+    batcher.run("EVIDENCE", [row for r in docs for row in evidence_rows(r)])
+    relates = relates_new_rows(docs)
+    batcher.run("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
+    both_old = [r for r in relates if r[0] in matched and r[1] in matched]
+    shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
+    # Recompute what other documents share or what the old versions touched; the rest is final already.
+    new_keys = {k for r in docs for k in r.contribution.nodes}
+    _recompute(batcher, old_keys | matched, old_pairs | shared, orphan_candidates=old_keys - new_keys)
+    return results
 
 
 def _delete_tx(tx: neo4j.ManagedTransaction, doc_id: str, batch_size: int, on_batch: BatchCallback | None) -> bool:
     if tx.run(queries.DOC_HASH, id=doc_id).single(strict=True)["content_hash"] is None:
         return False
-    keys, pairs = _remove_contribution(tx, doc_id)
+    keys, pairs = _remove_contribution(tx, [doc_id])
     tx.run(queries.DOC_DELETE, id=doc_id).consume()
     _recompute(_Batcher(tx, batch_size, on_batch), keys, pairs)
     return True
 
 
 # ── public API ───────────────────────────────────────────────────────────────────────────────────
+
+
+def _groups(batch: Sequence[DocumentRows], max_documents: int, max_rows: int) -> Iterable[list[DocumentRows]]:
+    """Split into transactions: at most max_documents documents and (but at least one document)
+    max_rows rows each, and a new one whenever a document id repeats (its later version is written
+    after the earlier one, as if one by one)."""
+    group: list[DocumentRows] = []
+    ids: set[str] = set()
+    rows = 0
+    for r in batch:
+        size = len(r.contribution.nodes) + len(r.contribution.edges)
+        if group and (r.doc_id in ids or len(group) >= max_documents or rows + size > max_rows):
+            yield group
+            group, ids, rows = [], set(), 0
+        group.append(r)
+        ids.add(r.doc_id)
+        rows += size
+    if group:
+        yield group
+
+
+def _check_limits(batch_size: int, max_documents: int, max_rows: int) -> None:
+    _check_batch_size(batch_size)
+    for name, value in (("max_documents", max_documents), ("max_rows", max_rows)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _write(
+    driver: neo4j.Driver,
+    database: str,
+    batch: Sequence[DocumentRows],
+    labels: dict[str, str],
+    batch_size: int,
+    on_batch: BatchCallback | None,
+    max_documents: int,
+    max_rows: int,
+) -> list[UpsertResult]:
+    """Write validated documents, one managed transaction per group; results in order."""
+    results: list[UpsertResult] = []
+    with session(driver, database) as s:
+        for group in _groups(batch, max_documents, max_rows):
+            results.extend(s.execute_write(_batch_tx, group, labels, batch_size, on_batch))
+            labels = {}  # written (or found equal) with the first group
+    if labels:  # no document at all: still store the labels
+        set_relation_labels(driver, database, labels)
+    return results
+
+
+def upsert_batch(
+    driver: neo4j.Driver,
+    database: str,
+    analyses: Sequence[DocumentAnalysis],
+    relation_labels: dict[str, str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    on_batch: BatchCallback | None = None,
+    max_documents: int = DEFAULT_MAX_DOCUMENTS,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> list[UpsertResult | ValueError]:
+    """Write a batch of analyses, many documents per managed transaction; one result per analysis.
+
+    Every analysis is validated before anything is written: one the store refuses comes back as its
+    ``ValueError`` (not raised) and the others are written. The valid ones go in order, in transactions
+    of at most ``max_documents`` documents and ``max_rows`` rows (mentions + relation triples; a larger
+    single document gets a transaction of its own); each transaction commits all its documents or none.
+    A document stored with the same content hash is skipped ("unchanged"), one stored with another
+    hash is "replaced" exactly, else "added"; the same id twice in a batch is written in order, as by
+    two calls. Relation labels that differ from the stored ones are written with the first transaction.
+    ``on_batch``: see ``BatchCallback``.
+
+    Raises:
+        ValueError: a relation label outside the whitelist, or a bad batch_size/max_documents/max_rows
+            (nothing is written).
+    """
+    _check_limits(batch_size, max_documents, max_rows)
+    labels = check_relation_labels(relation_labels)
+    checked: list[DocumentRows | ValueError] = []
+    for analysis in analyses:
+        try:
+            checked.append(rows_from_analysis(analysis))
+        except ValueError as exc:
+            checked.append(exc)
+    valid = [r for r in checked if isinstance(r, DocumentRows)]
+    ensure_schema_once(driver, database)
+    written = iter(_write(driver, database, valid, labels, batch_size, on_batch, max_documents, max_rows))
+    return [r if isinstance(r, ValueError) else next(written) for r in checked]
 
 
 def upsert_document(
@@ -207,17 +329,16 @@ def upsert_document(
     except relation labels that differ from the stored ones), "replaced" when it is stored with another
     hash (its old mentions, evidence and sentences are removed, aggregates recomputed and spans and
     edges nobody supports any more deleted), else "added". ``on_batch``: see ``BatchCallback``.
+    For many documents, ``upsert_batch`` is much faster (many documents per transaction).
 
     Raises:
         ValueError: a relation type, entity label or span kind outside the whitelists, or an analysis
             that breaks its contract (index out of range, non-finite score). Nothing is written.
     """
-    _check_batch_size(batch_size)
-    labels = check_relation_labels(relation_labels)
-    rows = rows_from_analysis(analysis)
-    ensure_schema_once(driver, database)
-    with session(driver, database) as s:
-        return s.execute_write(_upsert_tx, rows, labels, batch_size, on_batch)
+    (result,) = upsert_batch(driver, database, [analysis], relation_labels, batch_size, on_batch=on_batch)
+    if isinstance(result, ValueError):
+        raise result
+    return result
 
 
 def upsert_analyses(
@@ -229,26 +350,50 @@ def upsert_analyses(
     on_result: Callable[[DocumentAnalysis, UpsertResult], None] | None = None,
     *,
     on_batch: BatchCallback | None = None,
+    max_documents: int = DEFAULT_MAX_DOCUMENTS,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> dict[str, int]:
-    """``upsert_document`` for each analysis (one transaction per document), streaming.
+    """Write a stream of analyses as ``upsert_batch`` does (many documents per transaction), in order.
 
-    Each document is validated just before it is written, so a bad one raises ValueError after the
-    documents before it were committed (each document is atomic, the batch is not). Returns
+    The stream is read ``max_documents`` at a time; a bad analysis raises its ValueError after the
+    documents before it were committed (each transaction is atomic, the stream is not). Returns
     {"added": n, "unchanged": n, "replaced": n}.
     """
-    _check_batch_size(batch_size)
+    _check_limits(batch_size, max_documents, max_rows)
     labels = check_relation_labels(relation_labels)
     ensure_schema_once(driver, database)
     counts = {"added": 0, "unchanged": 0, "replaced": 0}
-    with session(driver, database) as s:
-        for analysis in analyses:
-            result = s.execute_write(_upsert_tx, rows_from_analysis(analysis), labels, batch_size, on_batch)
-            labels = {}  # written (or found equal) with the first document
+    chunk: list[tuple[DocumentAnalysis, DocumentRows]] = []
+    error: ValueError | None = None
+    wrote_labels = False
+
+    def flush() -> None:
+        nonlocal labels, wrote_labels
+        if not chunk:
+            return
+        rows = [r for _, r in chunk]
+        for (analysis, _), result in zip(
+            chunk, _write(driver, database, rows, labels, batch_size, on_batch, max_documents, max_rows), strict=True
+        ):
             counts[result] += 1
             if on_result is not None:
                 on_result(analysis, result)
-    if labels:  # no document at all: still store the labels
+        labels, wrote_labels = {}, True
+        chunk.clear()
+
+    for analysis in analyses:
+        try:
+            chunk.append((analysis, rows_from_analysis(analysis)))
+        except ValueError as exc:
+            error = exc
+            break
+        if len(chunk) >= max_documents:
+            flush()
+    flush()
+    if labels and not wrote_labels and error is None:  # no document at all: still store the labels
         set_relation_labels(driver, database, labels)
+    if error is not None:
+        raise error
     return counts
 
 
@@ -287,7 +432,7 @@ def upsert_graph(
     *,
     on_batch: BatchCallback | None = None,
 ) -> dict[str, int]:
-    """Write a ``KnowledgeGraph``: each of its documents, in its ingest order, as by ``upsert_document``.
+    """Write a ``KnowledgeGraph``: its documents, in its ingest order, as by ``upsert_batch``.
 
     The graph must carry per-document contributions (built by ingest, or loaded from node-link JSON or
     GraphML written with provenance). KnowledgeGraph does not keep mention offsets, so MENTIONED_IN
@@ -308,10 +453,6 @@ def upsert_graph(
     rows = [rows_from_contribution(c) for c in provenance.contributions]  # validate all first
     ensure_schema_once(driver, database)
     counts = {"added": 0, "unchanged": 0, "replaced": 0}
-    with session(driver, database) as s:
-        for r in rows:
-            counts[s.execute_write(_upsert_tx, r, labels, batch_size, on_batch)] += 1
-            labels = {}
-    if labels:
-        set_relation_labels(driver, database, labels)
+    for result in _write(driver, database, rows, labels, batch_size, on_batch, DEFAULT_MAX_DOCUMENTS, DEFAULT_MAX_ROWS):
+        counts[result] += 1
     return counts

@@ -1,0 +1,85 @@
+"""Where the upsert time goes: round trips, server time (from result summaries) and client time.
+
+Runs ``store.upsert_analyses`` over the first ``--docs`` UD EWT dev documents (bench/neo4j_upsert.py's
+data) on a throwaway embedded Neo4j, wrapping ``neo4j.ManagedTransaction.run`` to count statements and
+time each statement from send to its last record (buffered at once), by statement.
+
+    .venv/bin/python bench/neo4j_profile.py --docs 80
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+import neo4j  # noqa: E402
+from neo4j_upsert import EWT_DEV, EWT_LABELS, ewt_analyses  # noqa: E402
+
+from pipeline import store  # noqa: E402
+from pipeline.store.dev_server import Neo4jDevServer  # noqa: E402
+from pipeline.store.settings import Neo4jSettings  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=80)
+    args = parser.parse_args()
+    docs = ewt_analyses(EWT_DEV)[: args.docs + 1]
+    stats: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    real_run = neo4j.ManagedTransaction.run
+
+    def counting_run(self, query, parameters=None, **kw):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        result = real_run(self, query, parameters, **kw)
+        result._buffer_all()  # wait for the server here, so the time is this statement's
+        name = next((n for n in dir(store.queries) if getattr(store.queries, n) == query), "other")
+        stats[name][0] += 1
+        stats[name][1] += (time.perf_counter() - t) * 1000
+        server_ms[0] += (time.perf_counter() - t) * 1000
+        return result
+
+    server_ms = [0.0]
+    password = secrets.token_urlsafe(16)
+    with Neo4jDevServer(heap_mb=1024, pagecache_mb=512, password=password) as server:
+        settings = Neo4jSettings(uri=server.uri, user="neo4j", password=password)
+        driver = store.connect(settings, timeout_s=30.0)
+        db = settings.database
+        store.ensure_schema(driver, db)
+        store.upsert_analyses(driver, db, docs[:10], relation_labels=EWT_LABELS)  # warm-up: plans cached
+        store.clear_database(driver, db)
+        neo4j.ManagedTransaction.run = counting_run  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        from pipeline.store.rows import evidence_rows, mention_rows, rows_from_analysis, span_rows
+
+        for a in docs[: args.docs]:
+            r = rows_from_analysis(a)
+            span_rows(r, 0), mention_rows(r), evidence_rows(r)
+        t_rows = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = store.upsert_analyses(driver, db, docs[: args.docs], relation_labels=EWT_LABELS)
+        wall = time.perf_counter() - t0
+        neo4j.ManagedTransaction.run = real_run  # type: ignore[method-assign]
+        rels = driver.execute_query("MATCH ()-[r]->() RETURN count(r) AS n", database_=db).records[0]["n"]
+        calls = sum(int(v[0]) for v in stats.values())
+        print(f"load average {os.getloadavg()}")
+        print(f"{args.docs} EWT docs {result}: {wall:.2f} s wall, {rels} relationships, {rels / wall:.0f} rels/s")
+        print(f"statements: {calls} ({calls / args.docs:.1f} round trips per document)")
+        print(f"statement time (send + server + receive, summed): {server_ms[0] / 1000:.2f} s")
+        print(f"client-side rows (validate + pack lists, no driver): {t_rows:.2f} s")
+        print(f"rest (commits, driver, Python between statements): {wall - server_ms[0] / 1000 - t_rows:.2f} s")
+        for name, (n, ms) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {name:22s} {int(n):6d} calls {ms / 1000:7.2f} s")
+        driver.close()
+
+
+if __name__ == "__main__":
+    main()
