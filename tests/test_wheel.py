@@ -52,18 +52,23 @@ def wheel_venv(tmp_path_factory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
+    # Without PYTHONPATH: a checkout on it (with the qkgraph.egg-info the build leaves) would make pip
+    # think qkgraph is installed already.
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
         check=True,
         capture_output=True,
         text=True,
+        env=_env(root),
     )
     site = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True,
         capture_output=True,
         text=True,
+        env=_env(root),
     ).stdout.strip()
+    assert (Path(site) / "pipeline" / "__init__.py").is_file(), "the wheel did not install"
     (Path(site) / "qkgraph-test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return venv
 
