@@ -92,7 +92,10 @@ def analyse_batch(batch: list[Document], settings: IngestSettings) -> BatchResul
     analyses: list[DocumentAnalysis] = []
     failed: list[FailedDocument] = []
     for item in analyse_isolated(batch, models, chunk=len(batch) or 1):
-        (analyses if isinstance(item, DocumentAnalysis) else failed).append(item)  # type: ignore[arg-type]
+        if isinstance(item, DocumentAnalysis):
+            analyses.append(item)
+        else:
+            failed.append(item)
     return BatchResult(analyses, failed, dict(models.relation_labels), time.perf_counter() - t0)
 
 

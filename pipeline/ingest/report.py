@@ -32,7 +32,6 @@ class IngestReport:
     failed: list[FailedDocument] = field(default_factory=list)
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
-    summary: dict[str, int] = field(default_factory=dict)
     sink_errors: dict[str, str] = field(default_factory=dict)
     replaced_chars: int = 0  # XML-illegal code points replaced at load (pipeline.text.sources)
     documents_with_replacements: int = 0
@@ -59,7 +58,6 @@ class IngestReport:
             "failed": [asdict(f) for f in self.failed],
             "sinks": {k: dict(v) for k, v in self.sinks.items()},
             "outputs": dict(self.outputs),
-            "summary": dict(self.summary),
             "sink_errors": dict(self.sink_errors),
             "replaced_chars": self.replaced_chars,
             "documents_with_replacements": self.documents_with_replacements,

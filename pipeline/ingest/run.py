@@ -29,7 +29,6 @@ from typing import Protocol, TypeVar
 from pipeline.errors import QkgraphError
 from pipeline.ingest.models import Models, analyse_isolated
 from pipeline.ingest.report import FailedDocument, IngestReport
-from pipeline.relations import RelationStats
 from pipeline.sinks.base import Sink
 from pipeline.types import Document, DocumentAnalysis, SkippedInput
 
@@ -49,14 +48,13 @@ class Analyser(Protocol):
 
 
 class LocalAnalyser:
-    """spaCy and the extractor in this process (``analyse_isolated``); counts tokens in ``stats``."""
+    """spaCy and the extractor in this process (``analyse_isolated``)."""
 
     def __init__(self, models: Models) -> None:
         self.models = models
-        self.stats = RelationStats()
 
     def __call__(self, documents: Iterable[Document]) -> Iterator[DocumentAnalysis | FailedDocument]:
-        return analyse_isolated(documents, self.models, self.stats)
+        return analyse_isolated(documents, self.models)
 
     def relation_labels(self) -> dict[str, str]:
         return dict(self.models.relation_labels)

@@ -95,8 +95,10 @@ class FileSink:
     def write(
         self, analyses: Sequence[DocumentAnalysis], relation_labels: dict[str, str]
     ) -> list[WriteResult | FailedDocument]:
-        if relation_labels:
-            self.graph.set_relation_labels({**self.graph.relation_labels, **relation_labels})
+        known = self.graph.relation_labels
+        # Relabelling walks every edge: only when these labels change something (the first batch).
+        if any(known.get(k) != v for k, v in relation_labels.items()):
+            self.graph.set_relation_labels(relation_labels)
         return [self.graph.add_analysis(a) for a in analyses]
 
     def close(self) -> dict[str, str]:
