@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from pipeline.evaluation.batching import WordBatch, pool_mean, pool_to, word_pooling
-from pipeline.evaluation.calibration import isotonic_fit, isotonic_predict
+from pipeline.relations.calibration import isotonic_fit, isotonic_predict
 from pipeline.evaluation.corpus import ALL, HELDOUT, REL_ALL, SELECT, align_subwords, build_corpus, surface_words
-from pipeline.evaluation.gates import Gate, fit_gate
-from pipeline.evaluation.labels import calibrate_score, load_relation_labels
+from pipeline.relations.gates import Gate, fit_gate
+from pipeline.relations.labels import calibrate_score, load_relation_labels
 from pipeline.evaluation.scoring import accuracy_table
 from pipeline.evaluation.units import (
     HeadFactors,

@@ -10,7 +10,7 @@ corpus), ``scoring`` (accuracy, choice, precision/recall), ``gates`` (logistic g
 
 from __future__ import annotations
 
-from pipeline.evaluation.labels import calibrate_score, load_gate, load_relation_labels
 from pipeline.evaluation.run import main, run_evaluation
+from pipeline.relations.labels import calibrate_score, load_gate, load_relation_labels
 
 __all__ = ["calibrate_score", "load_gate", "load_relation_labels", "main", "run_evaluation"]

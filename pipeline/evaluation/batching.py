@@ -1,4 +1,4 @@
-"""Length-sorted batches of corpus sentences and the subword -> word pooling of their scores.
+"""Length-sorted batches of corpus sentences (the word pooling itself is ``pipeline.relations.words``).
 
 Subword -> word pooling (Clark et al.):
     attention TO a word is the sum over its subwords; attention FROM a word is the mean over its
@@ -9,62 +9,12 @@ Subword -> word pooling (Clark et al.):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from pipeline.evaluation.corpus import Corpus
-
-
-@dataclass
-class WordBatch:
-    """A padded batch of sentences and its subword -> word pooling.
-
-    Shapes: ids, mask [B, T]; m_sum, m_avg [B, U, T]; cand [B, U, U] (j is a candidate partner of
-    i: both aligned, j != i, and j < i for a decoder); gidx: flat global word index of each
-    (b, u) with u < n_words[b], in order; bidx, uidx: the (b, u) of each.
-    """
-
-    sent: list[int]
-    ids: torch.Tensor
-    mask: torch.Tensor
-    m_sum: torch.Tensor
-    m_avg: torch.Tensor
-    cand: torch.Tensor
-    bidx: torch.Tensor
-    uidx: torch.Tensor
-    gidx: torch.Tensor
-
-
-def pool_to(att: torch.Tensor, wb: WordBatch) -> torch.Tensor:
-    """Attention-like [..., B, T, T] -> word level [..., B, U, U]: mean over FROM subwords, sum over TO subwords."""
-    return torch.einsum("but,...bts,bvs->...buv", wb.m_avg, att, wb.m_sum)
-
-
-def pool_mean(logits: torch.Tensor, wb: WordBatch) -> torch.Tensor:
-    """Logit-like [..., B, T, T] -> word level [..., B, U, U]: mean over the subwords on both sides."""
-    return torch.einsum("but,...bts,bvs->...buv", wb.m_avg, logits, wb.m_avg)
-
-
-def word_pooling(
-    members: list[list[list[int]]], T: int, causal: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(m_sum, m_avg, cand) for a batch given members[b][u] = subword positions."""
-    B = len(members)
-    U = max(len(m) for m in members)
-    m_sum = torch.zeros(B, U, T)
-    valid = torch.zeros(B, U, dtype=torch.bool)
-    for b, words in enumerate(members):
-        for u, pos in enumerate(words):
-            if pos:
-                m_sum[b, u, pos] = 1.0
-                valid[b, u] = True
-    m_avg = m_sum / m_sum.sum(-1, keepdim=True).clamp(min=1.0)
-    cand = valid[:, :, None] & valid[:, None, :] & ~torch.eye(U, dtype=torch.bool)[None]
-    if causal:
-        cand = cand & torch.ones(U, U, dtype=torch.bool).tril(-1)[None]
-    return m_sum, m_avg, cand
+from pipeline.relations.words import WordBatch, masked_argmax, pool_mean, pool_to, word_pooling
 
 
 def batches(corpus: Corpus, causal: bool, budget: int = 3000, only: np.ndarray | None = None) -> Iterator[WordBatch]:
@@ -100,9 +50,4 @@ def _make_batch(corpus: Corpus, group: list[int], causal: bool) -> WordBatch:
     return WordBatch(group, ids, mask, m_sum, m_avg, cand, bidx, uidx, gidx)
 
 
-def masked_argmax(scores: torch.Tensor, wb: WordBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted partner (local word index, -1 when none) and its score, each [N, n_flat_words]."""
-    s = scores.masked_fill(~wb.cand, float("-inf"))
-    val, idx = s.max(-1)  # [N, B, U]
-    idx = torch.where(torch.isfinite(val), idx, torch.full_like(idx, -1))
-    return idx[:, wb.bidx, wb.uidx], val[:, wb.bidx, wb.uidx]
+__all__ = ["WordBatch", "batches", "masked_argmax", "pool_mean", "pool_to", "word_pooling"]

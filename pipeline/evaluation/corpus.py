@@ -16,11 +16,12 @@ Directions (per unit and relation):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.relations.alignment import align_subwords
+from pipeline.relations.words import prefix_token
 from pipeline.text.conllu import ConlluDocument, read_conllu_documents
 
 RELATIONS: tuple[str, ...] = (
@@ -102,28 +103,6 @@ def surface_words(tokens) -> tuple[list[tuple[int, int]], list[int]]:
     return spans, index
 
 
-def align_subwords(text: str, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[list[int]]:
-    """members[u] = subword positions whose (whitespace-trimmed) span overlaps surface word u."""
-    members: list[list[int]] = [[] for _ in spans]
-    starts = [s for s, _ in spans]
-    for pos, (a, b) in enumerate(offsets):
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if a >= b:
-            continue  # special token or pure whitespace
-        # surface words are sorted by start; scan the few that can overlap
-        lo = max(0, int(np.searchsorted(starts, a, side="right")) - 1)
-        for u in range(lo, len(spans)):
-            s, e = spans[u]
-            if s >= b:
-                break
-            if max(a, s) < min(b, e):
-                members[u].append(pos)
-    return members
-
-
 @dataclass
 class Corpus:
     """Sentences of the selection and held-out parts, with flat per-word and per-arc arrays."""
@@ -183,24 +162,6 @@ class Corpus:
 
     def documents(self, split: int) -> set[int]:
         return {s.doc for s in self.sentences if s.split == split}
-
-
-def prefix_token(tokenizer, causal: bool) -> int | None:
-    """For a decoder whose tokenizer adds no special token: the id prepended as an attention sink
-    (``<|endoftext|>`` if the vocabulary has it, else BOS, else EOS); None for encoders."""
-    if not causal:
-        return None
-    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-    if len(probe) != len(tokenizer("a", add_special_tokens=False)["input_ids"]):
-        return None  # the tokenizer already adds its own BOS
-    vocab = tokenizer.get_vocab()
-    for candidate in ("<|endoftext|>",):
-        if candidate in vocab:
-            return int(vocab[candidate])
-    for tid in (getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
-        if tid is not None:
-            return int(tid)
-    return None
 
 
 def _sentence(doc_idx, split, sentence, tokenizer, prefix: int | None, max_tokens: int) -> EvalSentence:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.evaluation.calibration import DEFAULT_THRESHOLD, compress_knots, isotonic_fit, isotonic_predict
 from pipeline.evaluation.corpus import HELDOUT, REL_ALL, RELATIONS, SELECT, Corpus
-from pipeline.evaluation.labels import ACCURACY_FLOOR
 from pipeline.evaluation.passes import UnitSet
 from pipeline.evaluation.qk import QkFit
 from pipeline.evaluation.scoring import pair_correct, pr_at
+from pipeline.relations.calibration import DEFAULT_THRESHOLD, compress_knots, isotonic_fit, isotonic_predict
+from pipeline.relations.labels import ACCURACY_FLOOR
 
 SUBSPACES_PER_LAYER = 3
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.evaluation.calibration import DEFAULT_THRESHOLD
 from pipeline.evaluation.corpus import ALL, HELDOUT, REL_ALL, SELECT
 from pipeline.evaluation.report import BAR_RELATIONS, LABELLED_BAR
+from pipeline.relations.calibration import DEFAULT_THRESHOLD
 
 HEATMAP_RELATIONS = ("nsubj", "obj", "amod", "det", "case", "compound", "aux", "nmod:poss", "advmod", ALL)
 

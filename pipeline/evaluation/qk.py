@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.evaluation.calibration import DEFAULT_THRESHOLD, THRESHOLDS, isotonic_fit, isotonic_predict
 from pipeline.evaluation.corpus import HELDOUT, REL_ALL, RELATIONS, SELECT, Corpus, arc_query_target
-from pipeline.evaluation.gates import GATE_ON, Gate, fit_gate
 from pipeline.evaluation.passes import UnitSet
 from pipeline.evaluation.scoring import Pick, pair_correct, pr_at, query_target
 from pipeline.evaluation.units import Unit
+from pipeline.relations.calibration import DEFAULT_THRESHOLD, THRESHOLDS, isotonic_fit, isotonic_predict
+from pipeline.relations.gates import GATE_ON, Gate, fit_gate
 
 ATTACHMENT_METHODS = ("attention", "rank_k", "assembled")
 """Methods whose chosen unit may be a qk type's attachment (those with an attention share)."""

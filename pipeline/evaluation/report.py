@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.evaluation.calibration import DEFAULT_THRESHOLD
 from pipeline.evaluation.corpus import ALL, REL_ALL, RELATIONS
-from pipeline.evaluation.labels import ACCURACY_FLOOR
+from pipeline.relations.calibration import DEFAULT_THRESHOLD
+from pipeline.relations.labels import ACCURACY_FLOOR
 
 METHODS = ("offset", "attention", "logit", "component", "rank_k", "assembled", "qk", "qk_query")
 BAR_RELATIONS = ("nsubj", "obj", "amod", "det", "case", "compound", "aux", "nmod:poss")

@@ -17,7 +17,7 @@ gold trees, each unit chosen per relation on one part of the data and scored on 
     qk_query   the same with a gate on the query word's residual alone
 
 The pair score of a ``qk`` unit, gate(query) x share, is mapped to an estimated precision by an
-isotonic fit on the selection part (pipeline.evaluation.calibration), so threshold 0.7 means ~70% of returned
+isotonic fit on the selection part (pipeline.relations.calibration), so threshold 0.7 means ~70% of returned
 pairs are gold arcs of the unit's relation. Held-out precision/recall is reported over a sweep.
 
 Command line (``--json``: the LAST line printed is one JSON object):
@@ -42,11 +42,8 @@ import numpy as np
 import torch
 
 from pipeline.evaluation.cache import ResidualCache
-from pipeline.evaluation.calibration import DEFAULT_THRESHOLD
 from pipeline.evaluation.corpus import ALL, REL_ALL, SELECT, Corpus, build_corpus, directions, gold_arc_sets
-from pipeline.evaluation.gates import GATE_ON
 from pipeline.evaluation.labelling import LabelEntries, label_entries
-from pipeline.evaluation.labels import ACCURACY_FLOOR, LABELS_SCHEMA, labels_path, write_labels_artifact
 from pipeline.evaluation.passes import (
     Assembly,
     UnitSet,
@@ -60,6 +57,9 @@ from pipeline.evaluation.qk import QkFit, fit_qk_types, held_out_gold_pairs, thr
 from pipeline.evaluation.report import METHODS, EvaluationReport
 from pipeline.evaluation.scoring import Pick, accuracy_table, select_best, selection_entry
 from pipeline.evaluation.units import OFFSETS, Unit, assembled_id, offset_predictions
+from pipeline.relations.calibration import DEFAULT_THRESHOLD
+from pipeline.relations.gates import GATE_ON
+from pipeline.relations.labels import ACCURACY_FLOOR, LABELS_SCHEMA, labels_path, write_labels_artifact
 
 if TYPE_CHECKING:
     from pipeline.model.adapters import LoadedModel

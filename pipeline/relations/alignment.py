@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from pipeline.types import Span
@@ -23,3 +24,25 @@ def membership(spans: Sequence[Span], offsets: torch.Tensor, window_start: int) 
     s0 = torch.tensor([s.start_char for s in spans], dtype=torch.long)[:, None]
     s1 = torch.tensor([s.end_char for s in spans], dtype=torch.long)[:, None]
     return (starts[None] < s1) & (ends[None] > s0) & real[None]
+
+
+def align_subwords(text: str, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """members[u] = subword positions whose (whitespace-trimmed) span overlaps surface word u."""
+    members: list[list[int]] = [[] for _ in spans]
+    starts = [s for s, _ in spans]
+    for pos, (a, b) in enumerate(offsets):
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a >= b:
+            continue  # special token or pure whitespace
+        # surface words are sorted by start; scan the few that can overlap
+        lo = max(0, int(np.searchsorted(starts, a, side="right")) - 1)
+        for u in range(lo, len(spans)):
+            s, e = spans[u]
+            if s >= b:
+                break
+            if max(a, s) < min(b, e):
+                members[u].append(pos)
+    return members

@@ -1,7 +1,10 @@
 """The versioned relation-label artifact per model: where it lives, reading it, and writing it.
 
 The artifact ``pipeline/data/labels-<model>.json`` (schema ``LABELS_SCHEMA``) is written by
-``python -m pipeline.evaluation CONLLU --model M --write-labels`` and read here:
+``qkgraph eval CONLLU --model M --write-labels`` and read here:
+
+* ``load_typed_relations(model)`` -> the model's TypedRelationSet (section ``relations``): per UD
+  relation its unit, gate and calibration map, what ingestion and ``identify_relation_types`` use;
 
 * ``load_relation_labels(model)`` -> {"L2H8k24": "amod (0.81)", "qk:det:L1H5k8": "det (0.95)", ...}
   for every subspace whose held-out accuracy reaches the artifact's accuracy floor;
@@ -14,14 +17,23 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from pipeline.evaluation.calibration import isotonic_predict
-from pipeline.evaluation.gates import Gate
+from pipeline.relations.calibration import isotonic_predict
+from pipeline.relations.gates import Gate
+from pipeline.relations.typed import (
+    TypedRelation,
+    TypedRelationsMissingError,
+    calibration_command,
+    typed_relation_from_json,
+)
 
-LABELS_SCHEMA = "qkgraph.relation-labels/1"
+LABELS_SCHEMA = "qkgraph.relation-labels/2"
+READABLE_SCHEMAS = ("qkgraph.relation-labels/1", LABELS_SCHEMA)
+"""Version 2 adds the ``relations`` section (the typed relation set); version 1 files still give labels."""
 ACCURACY_FLOOR = 0.5
 """A subspace of the label artifact gets a label only if its held-out accuracy on its best relation
 (Clark's protocol, best direction chosen on the selection part) is at least this."""
@@ -40,8 +52,8 @@ def labels_path(model_name: str) -> Path:
 def _load(path: str, mtime: float) -> dict:
     # mtime is part of the cache key only: a rewritten artifact is read again
     data = json.loads(Path(path).read_text("utf-8"))
-    if data.get("schema") != LABELS_SCHEMA:
-        raise ValueError(f"{path}: schema {data.get('schema')!r}, expected {LABELS_SCHEMA!r}")
+    if data.get("schema") not in READABLE_SCHEMAS:
+        raise ValueError(f"{path}: schema {data.get('schema')!r}, expected one of {READABLE_SCHEMAS}")
     return data
 
 
@@ -51,9 +63,66 @@ def load_labels_artifact(model_name: str, path: str | Path | None = None) -> dic
     if not p.is_file():
         raise FileNotFoundError(
             f"no relation labels for model {model_name!r} at {p}; generate them with "
-            f"`python -m pipeline.evaluation <gold.conllu> --model {model_name} --write-labels`"
+            f"`{calibration_command(model_name)}`"
         )
     return _load(str(p), p.stat().st_mtime)
+
+
+@dataclass(frozen=True)
+class TypedRelationSet:
+    """The typed relations of one model, read from its label artifact.
+
+    Attributes:
+        model: the model name; path: the artifact; gate_kind: the gate the set uses (chosen by the
+        rule in docs/evaluation.md); threshold: the calibrated threshold the held-out figures are
+        quoted at; relations: relation name -> TypedRelation (in the artifact's order);
+        comparison: the held-out table of the gate kinds the choice was made from (may be empty).
+    """
+
+    model: str
+    path: str
+    gate_kind: str
+    threshold: float
+    relations: dict[str, TypedRelation]
+    comparison: dict = field(default_factory=dict)
+
+    def ranked(self, layer: int | None = None) -> list[TypedRelation]:
+        """The relations (of ``layer``, or all) by held-out labelled F1 at the threshold, best first."""
+        rels = [t for t in self.relations.values() if layer is None or t.layer == layer]
+        return sorted(rels, key=lambda t: (-(t.heldout.get("f1") or 0.0), t.relation))
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted({t.layer for t in self.relations.values()})
+
+
+def load_typed_relations(model_name: str, path: str | Path | None = None) -> TypedRelationSet:
+    """The typed relation set of ``model_name`` (``path``: another artifact).
+
+    Raises TypedRelationsMissingError, naming the command that builds the set, when the model has no
+    artifact or its artifact has no ``relations`` section."""
+    try:
+        data = load_labels_artifact(model_name, path)
+    except FileNotFoundError as exc:
+        raise TypedRelationsMissingError(
+            f"model {model_name!r} has no typed relation set; build one with `{calibration_command(model_name)}`"
+        ) from exc
+    section = data.get("relations")
+    if not section:
+        where = path if path is not None else labels_path(model_name)
+        raise TypedRelationsMissingError(
+            f"the label artifact of {model_name!r} ({where}) has no typed relations (schema "
+            f"{data.get('schema')!r}); rebuild it with `{calibration_command(model_name)}`"
+        )
+    rels = {rel: typed_relation_from_json(rel, entry) for rel, entry in section.items()}
+    return TypedRelationSet(
+        model=data.get("model", model_name),
+        path=str(path if path is not None else labels_path(model_name)),
+        gate_kind=str(data.get("gate_kind", "")),
+        threshold=float(data.get("default_threshold", 0.7)),
+        relations=rels,
+        comparison=dict(data.get("gate_comparison", {})),
+    )
 
 
 def load_relation_labels(model_name: str, path: str | Path | None = None) -> dict[str, str]:

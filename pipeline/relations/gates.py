@@ -1,5 +1,6 @@
-"""The query-side gate of a ``qk`` relation type: logistic regression on the residuals of the querying
-word (and of the word it attaches to), with the gate layer and L2 strength chosen on an inner split."""
+"""The gate of a typed relation: logistic regression on features of the querying word and of the word
+it attaches to (see ``pipeline.relations.typed.endpoint_features`` for the feature kinds), with the
+gate layer and L2 strength chosen on an inner split of the selection part."""
 
 from __future__ import annotations
 
@@ -42,9 +43,11 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, l2: float, iters: int = 100) 
 class Gate:
     """P(word i is the querying end of a gold arc of the relation | features), logistic.
 
-    Features (standardised with the selection part's mean and std): r_l(i), the mean over word i's
-    subwords of the normalised residual entering Q/K of ``layer``; with endpoints="query+key" the
-    concatenation [r_l(i), r_l(j)] where j is the word the unit attaches i to (its argmax).
+    Features (standardised with the selection part's mean and std), by ``features``:
+    ``residual``: [r_l(i), r_l(j)], r_l the mean over a word's subwords of the normalised residual
+    entering Q/K of ``layer`` and j the word the unit attaches i to (its argmax); ``query``: r_l(i);
+    ``subspace``: [r_l(i).U_C, r_l(j).V_C], the two words' coordinates on the unit's own
+    relational subspace (l is the unit's layer).
     """
 
     def __init__(
@@ -56,9 +59,11 @@ class Gate:
         b: float,
         l2: float,
         endpoints: str = "query",
+        features: str | None = None,
     ) -> None:
         self.layer, self.mean, self.std, self.w, self.b, self.l2 = layer, mean, std, w, b, l2
         self.endpoints = endpoints
+        self.features = features or ("residual" if endpoints == "query+key" else "query")
 
     def prob(self, X: torch.Tensor) -> torch.Tensor:
         z = ((X.double() - self.mean) / self.std) @ self.w + self.b
@@ -71,16 +76,21 @@ class Gate:
 
     def to_json(self) -> dict:
         what = f"mean over the word's subwords of the normalised residual entering Q/K of layer {self.layer}"
+        if self.features == "subspace":
+            what = (
+                f"coordinates of the query word on the unit's query directions (x.u_r) and of the word it "
+                f"attaches to on its key directions (x.v_r), x the {what}"
+            )
+        elif self.endpoints == "query+key":
+            what += " for the query word, then the same for the word it attaches to (concatenated)"
+        else:
+            what += " for the query word"
         w, b = self.folded()
         return {
             "kind": "logistic",
+            "features": self.features,
             "endpoints": self.endpoints,
-            "feature": what
-            + (
-                " for the query word, then the same for the word it attaches to (concatenated)"
-                if self.endpoints == "query+key"
-                else " for the query word"
-            ),
+            "feature": what,
             "formula": "p = sigmoid(weights . features + bias)",
             "layer": self.layer,
             "l2": self.l2,
@@ -96,7 +106,14 @@ class Gate:
         else:
             mean, std = torch.zeros_like(w), torch.ones_like(w)
         return cls(
-            int(d["layer"]), mean, std, w, float(d["bias"]), float(d.get("l2", 0.0)), d.get("endpoints", "query")
+            int(d["layer"]),
+            mean,
+            std,
+            w,
+            float(d["bias"]),
+            float(d.get("l2", 0.0)),
+            d.get("endpoints", "query"),
+            d.get("features"),
         )
 
 
@@ -120,6 +137,7 @@ def fit_gate(
     l2_grid=(1e-3, 1e-2, 1e-1),
     l2_probe: float = 1e-2,
     endpoints: str = "query",
+    feature_kind: str | None = None,
 ) -> Gate:
     """Fit the gate on selection words. ``features``: layer -> [n, d] word features (or a callable
     returning them, so only one layer's features are materialised at a time). On a document-level
@@ -144,4 +162,4 @@ def fit_gate(
     elif len(l2_grid) == 1:
         l2 = l2_grid[0]
     w, b = fit_logistic(Z, y, l2)
-    return Gate(layer, mean, std, w, b, l2, endpoints)
+    return Gate(layer, mean, std, w, b, l2, endpoints, feature_kind)
