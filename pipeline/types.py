@@ -9,7 +9,35 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-SpanKind = Literal["entity", "noun_chunk", "word"]
+SpanKind = Literal["entity", "noun_chunk", "word", "pronoun"]
+
+DEPENDENCY_RELATIONS: tuple[str, ...] = (
+    "nsubj",
+    "obj",
+    "iobj",
+    "amod",
+    "det",
+    "case",
+    "compound",
+    "aux",
+    "aux:pass",
+    "advmod",
+    "nmod:poss",
+    "mark",
+    "ccomp",
+    "xcomp",
+    "compound:prt",
+    "obl",
+    "nmod",
+    "conj",
+    "cc",
+    "cop",
+    "acl",
+    "acl:relcl",
+    "advcl",
+)
+"""The closed set of Universal Dependencies relation names a typed relation can carry (matched exactly
+on DEPREL by the evaluation: ``obl`` excludes ``obl:tmod``, ``nsubj`` excludes ``nsubj:pass``)."""
 
 
 def content_hash(text: str) -> str:
@@ -79,14 +107,20 @@ class Span:
 class SpanRelation:
     """Evidence, from one sentence, that span ``source`` relates to span ``target``.
 
-    Direction follows attention: ``source`` is the query side (the span that attends), ``target`` the
-    key side (the span attended to).
+    Typed relations (the default): ``relation`` is a UD name from DEPENDENCY_RELATIONS, ``source`` is
+    the span holding the head word and ``target`` the span holding the dependent (``won -obj-> the
+    Nobel Prize``), ``score`` the calibrated probability that the word pair is a gold arc of the
+    relation, and ``unit`` the id of the typed relational subspace behind it.
+    Untyped subspaces (``--relation-types subspaces``): ``relation`` is the subspace id
+    (``L2H8k12``), direction follows attention (``source`` the query side), ``score`` the pooled
+    attention share, and ``unit`` is empty.
 
     Attributes:
         source, target: indices into ``DocumentAnalysis.spans``.
-        relation: relation type id, e.g. ``"L2H8k12"`` (layer 2, head 8, rank-12 subspace).
-        score: pooled pair score in [0, 1] (see pipeline.relations for its meaning).
+        relation: relation name or subspace id.
+        score: in [0, 1], as above.
         sent_index: the sentence the evidence comes from.
+        unit: the unit id of a typed relation ("" for untyped subspaces).
     """
 
     source: int
@@ -94,6 +128,7 @@ class SpanRelation:
     relation: str
     score: float
     sent_index: int
+    unit: str = ""
 
 
 @dataclass

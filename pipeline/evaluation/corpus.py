@@ -23,32 +23,9 @@ import numpy as np
 from pipeline.relations.alignment import align_subwords
 from pipeline.relations.words import prefix_token
 from pipeline.text.conllu import ConlluDocument, read_conllu_documents
+from pipeline.types import DEPENDENCY_RELATIONS
 
-RELATIONS: tuple[str, ...] = (
-    "nsubj",
-    "obj",
-    "iobj",
-    "amod",
-    "det",
-    "case",
-    "compound",
-    "aux",
-    "aux:pass",
-    "advmod",
-    "nmod:poss",
-    "mark",
-    "ccomp",
-    "xcomp",
-    "compound:prt",
-    "obl",
-    "nmod",
-    "conj",
-    "cc",
-    "cop",
-    "acl",
-    "acl:relcl",
-    "advcl",
-)
+RELATIONS: tuple[str, ...] = DEPENDENCY_RELATIONS
 """The UD relations evaluated; a relation matches the gold DEPREL exactly (``obl`` excludes
 ``obl:tmod``, ``aux`` excludes ``aux:pass``, ``nsubj`` excludes ``nsubj:pass``)."""
 ALL = "all"
