@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -149,11 +150,22 @@ def _check_writable(option: str, path: Path | None) -> None:
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders: .txt, .md, .jsonl (id, text), .conllu."),
     model: str = typer.Option(DEFAULT_MODEL, help="Model: the packaged default, smollm2, a folder or a .gguf file."),
-    layers: str = typer.Option("all", help="Layers to use: all, 0,2,4 or 1-3."),
-    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Relational subspaces (relation types) per layer."),
-    threshold: float = typer.Option(
-        DEFAULT_THRESHOLD, help="Keep span pairs whose pooled attention share is at least this (0..1)."
+    relation_types: str = typer.Option(
+        "typed",
+        "--relation-types",
+        help="typed: the model's calibrated dependency relations (nsubj, obj, ...); "
+        "subspaces: untyped relational subspaces, for exploration.",
     ),
+    layers: str = typer.Option("all", help="Layers to use: all, 0,2,4 or 1-3."),
+    top_k: int = typer.Option(
+        DEFAULT_TOP_K, "--top-k", help="Untyped subspaces per layer (--relation-types subspaces)."
+    ),
+    threshold: float = typer.Option(
+        DEFAULT_THRESHOLD,
+        help="typed: keep word pairs whose calibrated probability is at least this; "
+        "subspaces: span pairs whose pooled attention share is (0..1).",
+    ),
+    show: int = typer.Option(0, help="Print the N strongest relations of the graph as readable triples."),
     out: Path | None = typer.Option(Path(DEFAULT_OUT), help="GraphML output (node-link JSON is written beside it)."),
     html: Path | None = typer.Option(None, help="Also write an interactive HTML view here."),
     fresh: bool = typer.Option(False, help="Start an empty graph instead of updating the one at --out."),
@@ -175,12 +187,19 @@ def ingest(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipeline.ingest import IngestReport, IngestSettings, LocalAnalyser, load_models, parse_layers, run_ingest
+    from pipeline.ingest.models import UntypedFallbackWarning
     from pipeline.sinks import FileSink, Neo4jSink, Sink
     from pipeline.store.settings import Neo4jSettings
     from pipeline.text.sources import iter_documents
 
     try:
-        settings = IngestSettings(model=model, layers=parse_layers(layers), top_k=top_k, threshold=threshold)
+        settings = IngestSettings(
+            model=model,
+            relation_types=relation_types,
+            layers=parse_layers(layers),
+            top_k=top_k,
+            threshold=threshold,
+        )
     except ValueError as exc:
         _fail(f"{exc} (--layers is 'all', a list like 0,2,4 or a range like 1-3)" if "layer" in str(exc) else str(exc))
     _check_writable("--out", out)
@@ -194,7 +213,12 @@ def ingest(
         for sink in sinks:  # connect and load before any extraction work
             sink.open()
         inputs = iter_documents([str(p) for p in paths])
-        analyser = LocalAnalyser(load_models(settings))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UntypedFallbackWarning)
+            analyser = LocalAnalyser(load_models(settings))
+        for w in caught:
+            if issubclass(w.category, UntypedFallbackWarning):
+                typer.echo(f"warning: {w.message}", err=True)
     except (QkgraphError, ValueError) as exc:
         for sink in sinks:
             sink.abort()
@@ -238,6 +262,9 @@ def ingest(
         f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {summary.get('relation_types', 0)} relation types; "
         f"{report.tokens} tokens in {report.seconds:.1f}s"
     )
+    if show > 0:
+        for source, relation, target, score in list(files.graph.triples())[:show]:
+            typer.echo(f"  {source} -{relation}-> {target}  ({score:.2f})")
     for kind, path in report.outputs.items():
         if kind == "neo4j":
             n = report.counts("neo4j")

@@ -217,7 +217,7 @@ def test_batch_padding_does_not_change_scores(default_model, default_extractor):
             "threshold must be a number in [0, 1]",
         ),
         (lambda ex, s: ex.identify_relation_types([101, 2000, 102], s, threshold=-0.1), "threshold"),
-        (lambda ex, s: ex.identify_relation_types([101, 2000, 102], []), "subspaces"),
+        (lambda ex, s: ex.identify_relation_types([101, 2000, 102], ["L0H1k8"]), "subspaces"),
         (lambda ex, s: ex.project_token_embeddings([101, 102], s, mode="bogus"), "mode"),
     ],
 )

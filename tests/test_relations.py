@@ -14,7 +14,7 @@ from pipeline.types import Document, Span
 def models():
     from pipeline.ingest import IngestSettings, load_models
 
-    return load_models(IngestSettings(top_k=2))
+    return load_models(IngestSettings(relation_types="subspaces", top_k=2))
 
 
 def _subwords(tok, text):

@@ -1,7 +1,7 @@
 """Loading the models once and streaming documents through spaCy and the extractor.
 
-settings = IngestSettings(top_k=3, threshold=0.7)
-models = load_models(settings)                       # spaCy + transformer + chosen subspaces
+settings = IngestSettings(threshold=0.7)             # typed relations (the default)
+models = load_models(settings)                       # spaCy + transformer + typed relation set
 for analysis in analyze_documents(docs, models):     # DocumentAnalysis per document, in order
     graph.add_analysis(analysis)
 """
@@ -9,14 +9,16 @@ for analysis in analyze_documents(docs, models):     # DocumentAnalysis per docu
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from spacy.language import Language
 
 from pipeline.ingest.settings import IngestSettings
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 from pipeline.relations import RelationExtractor, RelationStats
+from pipeline.relations.typed import TypedRelation, TypedRelationsMissingError
 from pipeline.text.nlp import load_spacy
 from pipeline.text.sources import MAX_DOCUMENT_CHARS
 from pipeline.text.spans import SpanOptions, parse_documents
@@ -34,19 +36,32 @@ __all__ = [
 ]
 
 
+class UntypedFallbackWarning(UserWarning):
+    """Typed relations were asked for, but the model has none: ingestion uses untyped subspaces."""
+
+
 @dataclass
 class Models:
-    """Everything loaded once per process for an IngestSettings."""
+    """Everything loaded once per process for an IngestSettings.
+
+    ``settings.relation_types`` is the mode actually used (``subspaces`` after a fallback), so the
+    provenance of every analysis says what produced it. ``subspaces`` holds TypedRelation objects in
+    typed mode, RelationalSubspace objects otherwise.
+    """
 
     settings: IngestSettings
     nlp: Language
     extractor: KnowledgeGraphExtractor
-    subspaces: list[RelationalSubspace]
+    subspaces: list[RelationalSubspace] | list[TypedRelation]
     relation_labels: dict[str, str] = field(default_factory=dict)
 
 
 def load_models(settings: IngestSettings) -> Models:
-    """Load spaCy and the transformer, and choose the relational subspaces (top_k per layer).
+    """Load spaCy and the transformer, and choose the relations: the model's typed relation set
+    (``relation_types="typed"``), or the top_k untyped subspaces per layer.
+
+    A model without a typed set falls back to the untyped subspaces with an UntypedFallbackWarning
+    (and a log line) naming the command that builds the set.
 
     Raises:
         ValueError: a layer outside the model's range.
@@ -60,15 +75,27 @@ def load_models(settings: IngestSettings) -> Models:
     layers = settings.layers if settings.layers is not None else tuple(range(n))
     if any(not 0 <= layer < n for layer in layers):
         raise ValueError(f"layers must be in [0, {n - 1}] for {lm.name}, got {list(layers)}")
-    subspaces = [s for layer in layers for s in ex.extract_relational_subspaces(layer, top_k=settings.top_k)]
     nlp = load_spacy(settings.spacy_model)
     nlp.max_length = max(nlp.max_length, MAX_DOCUMENT_CHARS + 1)
+    if settings.relation_types == "typed":
+        try:
+            ex.use_typed_relations(lm.name)
+        except TypedRelationsMissingError as exc:
+            message = f"{exc}. Falling back to untyped relational subspaces (--relation-types subspaces)."
+            log.warning(message)
+            warnings.warn(message, UntypedFallbackWarning, stacklevel=2)
+            settings = replace(settings, relation_types="subspaces")
+        else:
+            assert ex.typed_relations is not None
+            typed = [t for t in ex.typed_relations.relations.values() if t.layer in layers]
+            return Models(settings, nlp, ex, typed, {t.relation: t.relation for t in typed})
+    subspaces = [s for layer in layers for s in ex.extract_relational_subspaces(layer, settings.top_k, typed=False)]
     return Models(settings, nlp, ex, subspaces, relation_labels_for(lm.name, subspaces))
 
 
 def relation_labels_for(model_name: str, subspaces: Sequence[RelationalSubspace]) -> dict[str, str]:
-    """Human labels of the chosen relation types, where the evaluation has labelled them."""
-    from pipeline.evaluation import load_relation_labels
+    """Human labels of the chosen untyped subspaces, where the evaluation has labelled them."""
+    from pipeline.relations.labels import load_relation_labels
 
     try:
         labels = load_relation_labels(model_name)

@@ -10,6 +10,9 @@ from pipeline.text.defaults import DEFAULT_SPACY, DEFAULT_WORD_POS
 DEFAULT_TOP_K = 3
 DEFAULT_THRESHOLD = 0.7
 DEFAULT_OUT = "out/graph.graphml"
+RELATION_TYPES = ("typed", "subspaces")
+"""``typed``: the model's calibrated dependency relations (the default); ``subspaces``: the untyped
+spread-ranked relational subspaces (``top_k`` per layer), for exploration."""
 
 
 @dataclass(frozen=True)
@@ -21,8 +24,9 @@ class IngestSettings:
     """
 
     model: str = DEFAULT_MODEL
-    layers: tuple[int, ...] | None = None  # None: all layers
-    top_k: int = DEFAULT_TOP_K  # relational subspaces per layer
+    relation_types: str = "typed"  # one of RELATION_TYPES
+    layers: tuple[int, ...] | None = None  # None: all layers (typed: the relations whose unit is there)
+    top_k: int = DEFAULT_TOP_K  # relational subspaces per layer (subspaces mode only)
     threshold: float = DEFAULT_THRESHOLD
     max_tokens: int = 512
     overlap: int = 1
@@ -31,6 +35,8 @@ class IngestSettings:
     word_pos: tuple[str, ...] = DEFAULT_WORD_POS
 
     def __post_init__(self) -> None:
+        if self.relation_types not in RELATION_TYPES:
+            raise ValueError(f"relation_types must be one of {', '.join(RELATION_TYPES)}, got {self.relation_types!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.top_k < 1:

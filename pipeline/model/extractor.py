@@ -21,11 +21,12 @@ its singular values; the spread measures sigma and how strongly real residuals l
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -36,8 +37,16 @@ from pipeline.model.circuit import FactoredQK
 from pipeline.model.rope import apply_rope
 from pipeline.model.scoring import PairScorer, attention_share
 
+if TYPE_CHECKING:
+    from pipeline.relations.labels import TypedRelationSet
+    from pipeline.relations.typed import TypedRelation
+
 ENERGY = 0.9
 MIN_RANK = 8
+
+
+class UntypedSubspacesWarning(UserWarning):
+    """The extractor has no typed relation set, so it returns untyped (spread-ranked) subspaces."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,20 +90,29 @@ class RelationalSubspace:
 
 @dataclass(frozen=True)
 class TokenRelation:
-    """A typed token-pair relation: query position i attends to key position j through a subspace."""
+    """A token-pair relation: query position i points at key position j through a subspace.
+
+    For a typed relation: ``relation`` is the dependency name (``nsubj``), ``score`` the calibrated
+    probability that the pair is a gold arc of it, ``unit`` the typed subspace's id, and ``head`` /
+    ``dependent`` say which position is which. For an untyped subspace: ``relation`` is the subspace id,
+    ``score`` the attention share within it, and ``unit``, ``head``, ``dependent`` are empty/None.
+    """
 
     batch: int
     query: int
     key: int
     relation: str
     score: float
+    unit: str = ""
+    head: int | None = None
+    dependent: int | None = None
 
 
 @dataclass(frozen=True)
 class SubspaceProjection:
     """Token coordinates on one subspace. Shapes: query, key [B, T, k] (x.u_r and x.v_r)."""
 
-    subspace: RelationalSubspace
+    subspace: RelationalSubspace | TypedRelation
     query: torch.Tensor
     key: torch.Tensor
 
@@ -121,6 +139,10 @@ class KnowledgeGraphExtractor:
         tokenizer: optional; gives special-token ids and reference sentences for ranking.
         scorer: maps subspace logits to pair scores (default: attention share within the subspace).
         energy, min_rank: the truncation rule of a head's default subspace.
+        typed_relations: the model's typed relation set, or the model name to load it by
+            (``load_model``'s name, e.g. ``"all-minilm-l6-v2"``, ``"smollm2"``); see
+            ``use_typed_relations``. Without one, ``extract_relational_subspaces`` returns untyped
+            subspaces (with a warning).
     """
 
     def __init__(
@@ -130,6 +152,7 @@ class KnowledgeGraphExtractor:
         scorer: PairScorer = attention_share,
         energy: float = ENERGY,
         min_rank: int = MIN_RANK,
+        typed_relations: TypedRelationSet | str | None = None,
     ) -> None:
         self.adapter = model if isinstance(model, AttentionAdapter) else adapter_for(model)
         self.model = self.adapter.model
@@ -140,6 +163,35 @@ class KnowledgeGraphExtractor:
         self._circuits: dict[tuple[int, int], FactoredQK] = {}
         self._biases: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._ranked: dict[tuple[int, str], list[RelationalSubspace]] = {}
+        self.typed_relations: TypedRelationSet | None = None
+        self._warned_untyped = False
+        self._typed_factors: dict[int, Any] = {}
+        if typed_relations is not None:
+            self.use_typed_relations(typed_relations)
+
+    def use_typed_relations(self, typed: TypedRelationSet | str) -> TypedRelationSet:
+        """Attach the model's typed relation set (or load it by model name); checks it fits the model.
+
+        Raises TypedRelationsMissingError (naming the command that builds one) for a model without
+        a set, ValueError for a set whose units do not fit this model's layers or heads."""
+        from pipeline.relations.labels import load_typed_relations
+
+        ts = load_typed_relations(typed) if isinstance(typed, str) else typed
+        ad = self.adapter
+        for t in ts.relations.values():
+            bad_gate = t.gate is not None and t.gate_kind != "subspace" and not 0 <= t.gate.layer < ad.n_layers
+            if (
+                not 0 <= t.layer < ad.n_layers
+                or any(not (0 <= h < ad.n_heads and 0 <= r < ad.d_head) for h, r in t.components)
+                or bad_gate
+            ):
+                raise ValueError(
+                    f"the typed relation set of {ts.model!r} ({ts.path}) does not fit this model "
+                    f"({ad.n_layers} layers, {ad.n_heads} heads of {ad.d_head}): unit {t.id}"
+                )
+        self.typed_relations = ts
+        self._typed_factors = {}
+        return ts
 
     # -- basics ---------------------------------------------------------------------------------
     @property
@@ -325,15 +377,47 @@ class KnowledgeGraphExtractor:
         top_k: int = 3,
         granularity: Literal["head", "component"] = "head",
         reference_ids: torch.Tensor | None = None,
-    ) -> list[RelationalSubspace]:
-        """The layer's ``top_k`` relational subspaces, ranked by logit spread on reference text.
+        typed: bool | None = None,
+    ) -> list[Any]:
+        """The layer's ``top_k`` relational subspaces.
 
+        Typed (the default when the extractor has a typed relation set, or ``typed=True``): the
+        layer's typed relations (TypedRelation: a relational subspace with its dependency name, gate
+        and calibration map), ranked by held-out labelled F1 at the default threshold, best first; a
+        layer holds fewer than ``top_k`` of them, or none (the list is then shorter or empty).
+
+        Untyped (``typed=False``, or no typed set: then with an UntypedSubspacesWarning), for
+        exploration: RelationalSubspace objects ranked by logit spread on reference text.
         granularity="head": one candidate per head, its energy-rule truncation (id ``L3H9k12``).
         granularity="component": every rank-1 component of every head (id ``L3H9c0``), for inspection.
         reference_ids: [B, T] token ids to rank on; default: the packaged reference sentences through
         the tokenizer, or (without a tokenizer) 8 seeded random sequences of 32 tokens.
         """
         self._check_layer(layer_idx)
+        if typed is None:
+            typed = self.typed_relations is not None
+            if not typed and not self._warned_untyped:
+                self._warned_untyped = True
+                from pipeline.relations.typed import calibration_command
+
+                warnings.warn(
+                    "this extractor has no typed relation set, so these subspaces are untyped (their pairs "
+                    "carry subspace ids, not relation names); attach one with use_typed_relations(model "
+                    f"name), or build one with `{calibration_command('<model>')}`",
+                    UntypedSubspacesWarning,
+                    stacklevel=2,
+                )
+        if typed:
+            if self.typed_relations is None:
+                from pipeline.relations.typed import TypedRelationsMissingError, calibration_command
+
+                raise TypedRelationsMissingError(
+                    "this extractor has no typed relation set: attach one with use_typed_relations(model name), "
+                    f"or build one with `{calibration_command('<model>')}`"
+                )
+            if not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+            return self.typed_relations.ranked(layer_idx)[:top_k]
         if granularity not in ("head", "component"):
             raise ValueError(f"granularity must be 'head' or 'component', got {granularity!r}")
         n_heads, d_head = self.adapter.n_heads, self.adapter.d_head
@@ -373,7 +457,7 @@ class KnowledgeGraphExtractor:
         normalises it before Q/K, from one batched no-grad forward pass. mode="static": x is the raw
         token embedding (no position, no norm), as the original extractor did.
         """
-        subspaces = self._check_subspaces(subspaces)
+        subspaces = self._check_subspaces(subspaces, allow_typed=True)
         ids, mask = self._as_batch(token_ids, attention_mask)
         if mode == "static":
             emb = self.adapter.embedding_matrix().detach()[ids]
@@ -382,7 +466,15 @@ class KnowledgeGraphExtractor:
             xs = capture(self.adapter, ids, mask, layers={s.layer for s in subspaces}).residuals
         else:
             raise ValueError(f"mode must be 'contextual' or 'static', got {mode!r}")
-        return [SubspaceProjection(s, xs[s.layer] @ s.U, xs[s.layer] @ s.V) for s in subspaces]
+        out = []
+        for s in subspaces:
+            if isinstance(s, RelationalSubspace):
+                U, V = s.U, s.V
+            else:
+                U, V = s.directions(self._factors_of(s.layer))
+            x = xs[s.layer]
+            out.append(SubspaceProjection(s, x @ U.to(x.dtype), x @ V.to(x.dtype)))
+        return out
 
     def relation_scores(
         self, token_ids, subspaces: Sequence[RelationalSubspace], attention_mask=None
@@ -414,14 +506,33 @@ class KnowledgeGraphExtractor:
         threshold: float = 0.7,
         attention_mask=None,
     ) -> list[TokenRelation]:
-        """Typed token-pair relations: (batch, query i, key j, relation id, score) with score >= threshold.
+        """Token-pair relations with score >= threshold, sorted by batch, query, key, relation.
 
-        The score is the share of i's attention that goes to j within the subspace (see
-        pipeline.scoring.attention_share). Special tokens, padding and i itself are never returned as
-        endpoints. Sorted by batch, query, key, relation.
+        Typed relations (from ``extract_relational_subspaces`` with a typed set): each non-special
+        token is a word; a token i and the token j its unit attaches it to form a pair whose
+        ``relation`` is the dependency name and whose ``score`` is the calibrated probability (gate x
+        share through the calibration map) that (i, j) is a gold arc of it, with ``unit``, ``head``
+        and ``dependent`` set. Untyped subspaces: every pair whose attention share within the subspace
+        is >= threshold (see pipeline.model.scoring.attention_share), named by the subspace id.
+        Special tokens, padding and i itself are never endpoints. An empty list of subspaces (a layer
+        without typed relations) gives no relations.
         """
         if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        items = [subspaces] if not isinstance(subspaces, (list, tuple)) else list(subspaces)
+        from pipeline.relations.typed import TypedRelation
+
+        typed = [s for s in items if isinstance(s, TypedRelation)]
+        if isinstance(subspaces, (list, tuple)) and not items:
+            return []
+        out = self._typed_token_relations(token_ids, typed, float(threshold), attention_mask) if typed else []
+        untyped = [s for s in items if not isinstance(s, TypedRelation)]
+        if untyped:
+            out += self._untyped_token_relations(token_ids, untyped, float(threshold), attention_mask)
+        out.sort(key=lambda r: (r.batch, r.query, r.key, r.relation))
+        return out
+
+    def _untyped_token_relations(self, token_ids, subspaces, threshold: float, attention_mask) -> list[TokenRelation]:
         scores, ok, _ = self.relation_scores(token_ids, subspaces, attention_mask)
         _S, _B, T, _ = scores.shape
         pair_ok = ok[:, :, None] & ok[:, None, :] & ~torch.eye(T, dtype=torch.bool, device=ok.device)[None]
@@ -432,17 +543,60 @@ class KnowledgeGraphExtractor:
             TokenRelation(batch=b, query=i, key=j, relation=ids[s], score=v)
             for (s, b, i, j), v in zip(hits.tolist(), values)
         ]
-        rel.sort(key=lambda r: (r.batch, r.query, r.key, r.relation))
         return rel
 
+    def _factors_of(self, layer: int):
+        from pipeline.model.units import HeadFactors
+
+        if layer not in self._typed_factors:
+            self._typed_factors[layer] = HeadFactors(self, layer)
+        return self._typed_factors[layer]
+
+    def _typed_token_relations(self, token_ids, typed, threshold: float, attention_mask) -> list[TokenRelation]:
+        """Typed relations between tokens: every real, non-special token is one word."""
+        from pipeline.model.units import model_mask
+        from pipeline.relations.typed import score_words
+        from pipeline.relations.words import WordBatch, word_pooling
+
+        ids, mask = self._as_batch(token_ids, attention_mask)
+        ok = self.endpoint_mask(ids, mask).cpu()
+        B, T = ids.shape
+        members = [[[t] for t in range(T) if ok[b, t]] for b in range(B)]
+        m_sum, m_avg, cand = word_pooling([m if m else [[]] for m in members], T, self.adapter.causal)
+        bidx = torch.tensor([b for b, m in enumerate(members) for _ in m], dtype=torch.long)
+        uidx = torch.tensor([u for m in members for u in range(len(m))], dtype=torch.long)
+        if not len(bidx):
+            return []
+        wb = WordBatch(list(range(B)), ids.cpu(), mask.cpu(), m_sum, m_avg, cand, bidx, uidx, torch.arange(len(bidx)))
+        layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
+        acts = capture(self.adapter, ids, mask, layers=layers)
+        rot = None if acts.rotary is None else (acts.rotary[0].float().cpu(), acts.rotary[1].float().cpu())
+        residuals = {layer: acts.residuals[layer].float().cpu() for layer in layers}
+        factors = {t.layer: self._factors_of(t.layer) for t in typed}
+        scores = score_words(typed, factors, residuals, rot, model_mask(mask.cpu(), self.adapter.causal), wb)
+        out = []
+        for t in typed:
+            ws = scores[t.relation]
+            for n in torch.nonzero(ws.probability >= threshold).flatten().tolist():
+                b, u, j = int(bidx[n]), int(uidx[n]), int(ws.partner[n])
+                i_tok, j_tok = members[b][u][0], members[b][j][0]
+                head, dep = (j_tok, i_tok) if t.head_side == "key" else (i_tok, j_tok)
+                out.append(TokenRelation(b, i_tok, j_tok, t.relation, float(ws.probability[n]), t.id, head, dep))
+        return out
+
     # -- helpers --------------------------------------------------------------------------------
-    def _check_subspaces(self, subspaces) -> list[RelationalSubspace]:
-        if isinstance(subspaces, RelationalSubspace):
+    def _check_subspaces(self, subspaces, allow_typed: bool = False) -> list[Any]:
+        from pipeline.relations.typed import TypedRelation
+
+        kinds: tuple[type, ...] = (RelationalSubspace, TypedRelation) if allow_typed else (RelationalSubspace,)
+        if isinstance(subspaces, kinds):
             subspaces = [subspaces]
         subspaces = list(subspaces or [])
-        if not subspaces or not all(isinstance(s, RelationalSubspace) for s in subspaces):
+        if not subspaces or not all(isinstance(s, kinds) for s in subspaces):
             raise ValueError(
-                "subspaces must be a non-empty list of RelationalSubspace (from extract_relational_subspaces)"
+                "subspaces must be a non-empty list of RelationalSubspace"
+                + (" or TypedRelation" if allow_typed else "")
+                + " (from extract_relational_subspaces)"
             )
         return subspaces
 

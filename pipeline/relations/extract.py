@@ -1,7 +1,19 @@
-"""From span mentions and model subwords to typed span-pair relations (one DocumentAnalysis per document).
+"""From span mentions and model subwords to span-pair relations (one DocumentAnalysis per document).
 
-The rooms: ``windows`` (sentence-aligned windows), ``alignment`` (spans to subwords), ``pooling``
-(subword scores to span scores); this module streams documents through them and the extractor.
+The rooms: ``windows`` (sentence-aligned windows), ``alignment`` (spans and words to subwords),
+``pooling`` and ``words`` (subword scores to span or word scores), ``typed`` (the typed relations);
+this module streams documents through them and the extractor.
+
+Two modes:
+
+* **typed** (the default of ``qkgraph ingest``): the model's typed relations (``TypedRelation``, from
+  the label artifact) score every word of a sentence (``typed.score_words``, one sentence per model
+  input, as the calibration was measured). A word pair (dependent, head) whose calibrated probability
+  is >= ``threshold`` becomes evidence ``head span -relation-> dependent span`` when the two words lie
+  in two different spans of the sentence. A word has one head in a dependency tree, so each dependent
+  word keeps only its most probable relation.
+* **subspaces** (exploration): untyped relational subspaces; the pooled attention share between two
+  spans (``pooling``) >= ``threshold`` is evidence, named by the subspace id.
 """
 
 from __future__ import annotations
@@ -12,10 +24,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from pipeline.model.activations import capture
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
-from pipeline.relations.alignment import membership
+from pipeline.model.units import HeadFactors, model_mask
+from pipeline.relations.alignment import align_subwords, membership
 from pipeline.relations.pooling import pool_span_scores
+from pipeline.relations.typed import TypedRelation, score_words
 from pipeline.relations.windows import Window, make_windows
+from pipeline.relations.words import WordBatch, prefix_token, word_pooling
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 log = logging.getLogger("qkgraph.relations")
@@ -36,17 +52,23 @@ class _Pending:
     sentences: list[tuple[int, int]]
     spans: list[Span]
     windows_left: int
-    relations: dict[tuple[int, int, str, int], float] = field(default_factory=dict)
+    words: list[tuple[int, int, int]] = field(default_factory=list)
+    relations: dict[tuple[int, int, str, int], tuple[float, str]] = field(default_factory=dict)
     n_tokens: int = 0
+    word_span: list[int] | None = None  # typed mode: span index holding each word (-1 none)
 
 
 class RelationExtractor:
-    """Turns parsed documents into DocumentAnalysis objects using a set of relational subspaces."""
+    """Turns parsed documents into DocumentAnalysis objects, with typed relations or untyped subspaces.
+
+    ``subspaces``: TypedRelation objects (typed mode) or RelationalSubspace objects (subspaces mode),
+    not mixed. Typed mode needs the documents' words (``ParsedDocument.words``).
+    """
 
     def __init__(
         self,
         extractor: KnowledgeGraphExtractor,
-        subspaces: Sequence[RelationalSubspace],
+        subspaces: Sequence[RelationalSubspace | TypedRelation],
         threshold: float = 0.7,
         max_tokens: int | None = None,
         overlap: int = 1,
@@ -57,26 +79,56 @@ class RelationExtractor:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if extractor.tokenizer is None:
             raise ValueError("the extractor needs a tokenizer (with offsets) to align spans")
+        items = list(subspaces)
+        typed = [s for s in items if isinstance(s, TypedRelation)]
+        if typed and len(typed) != len(items):
+            raise ValueError("pass either typed relations or untyped subspaces, not both")
         self.ex = extractor
         self.tok = extractor.tokenizer
-        self.subspaces = list(subspaces)
+        self.typed: list[TypedRelation] = typed
+        self.subspaces: list[RelationalSubspace] = (
+            [] if typed else [s for s in items if isinstance(s, RelationalSubspace)]
+        )
         self.threshold = threshold
         limit = getattr(extractor.model.config, "max_position_embeddings", 512) or 512
         self.max_tokens = min(max_tokens or 512, limit)
-        self.overlap = overlap
+        # typed relations were calibrated on single sentences without context
+        self.overlap = 0 if typed else overlap
         self.batch_windows = batch_windows
         self.settings = dict(settings or {})
         self.stats = RelationStats()
+        self.causal = extractor.adapter.causal
+        self.prefix = prefix_token(self.tok, self.causal) if typed else None
+        self.factors = {t.layer: HeadFactors(extractor, t.layer) for t in typed}
+        self.layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
 
-    def run(self, parsed: Iterable[tuple[Document, list[tuple[int, int]], list[Span]]]) -> Iterator[DocumentAnalysis]:
-        """Stream (document, sentences, spans) -> DocumentAnalysis, batching windows across documents."""
+    @property
+    def mode(self) -> str:
+        return "typed" if self.typed else "subspaces"
+
+    def run(self, parsed: Iterable[Sequence]) -> Iterator[DocumentAnalysis]:
+        """Stream ParsedDocument (document, sentences, spans, words) -> DocumentAnalysis, batching
+        windows across documents. Subspaces mode also takes (document, sentences, spans)."""
         pending: dict[int, _Pending] = {}
         queue: list[Window] = []
         next_out = 0
-        for index, (document, sentences, spans) in enumerate(parsed):
-            windows, split = make_windows(self.tok, document.text, sentences, index, self.max_tokens, self.overlap)
+        for index, item in enumerate(parsed):
+            document, sentences, spans = item[0], item[1], item[2]
+            words = list(item[3]) if len(item) > 3 else None
+            if self.typed and words is None:
+                raise ValueError("typed relations need the documents' words: pass ParsedDocument items")
+            windows, split = make_windows(
+                self.tok,
+                document.text,
+                sentences,
+                index,
+                self.max_tokens,
+                self.overlap,
+                max_sentences=1 if self.typed else None,
+                reserved=1 if self.prefix is not None else 0,
+            )
             self.stats.split_sentences += split
-            pending[index] = _Pending(document, sentences, spans, len(windows))
+            pending[index] = _Pending(document, sentences, spans, len(windows), words or [])
             queue.extend(windows)
             while len(queue) >= self.batch_windows:
                 self._score(queue[: self.batch_windows], pending)
@@ -95,12 +147,21 @@ class RelationExtractor:
         return next_out
 
     def _finish(self, p: _Pending) -> DocumentAnalysis:
-        rels = [SpanRelation(a, b, rel, score, sent) for (a, b, rel, sent), score in sorted(p.relations.items())]
+        rels = [
+            SpanRelation(a, b, rel, score, sent, unit)
+            for (a, b, rel, sent), (score, unit) in sorted(p.relations.items())
+        ]
         self.stats.documents += 1
         self.stats.relations += len(rels)
         return DocumentAnalysis(p.document, p.sentences, p.spans, rels, p.n_tokens, dict(self.settings))
 
     def _score(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
+        if self.typed:
+            self._score_typed(windows, pending)
+        else:
+            self._score_subspaces(windows, pending)
+
+    def _score_subspaces(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
         texts = [pending[w.doc_index].document.text[w.start : w.end] for w in windows]
         enc = self.tok(
             texts,
@@ -139,6 +200,112 @@ class RelationExtractor:
                 for s_i, a, c in hits:
                     key = (idx[a], idx[c], ids[s_i], int(sent[a]))
                     value = float(pooled[s_i, a, c])
-                    if value > p.relations.get(key, -1.0):
-                        p.relations[key] = value
+                    if value > p.relations.get(key, (-1.0, ""))[0]:
+                        p.relations[key] = (value, "")
             p.windows_left -= 1
+
+    # -- typed mode ----------------------------------------------------------------------------------
+
+    def _score_typed(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
+        rows: list[list[int]] = []
+        members: list[list[list[int]]] = []
+        word_ids: list[list[int]] = []  # document-level word index of each local word
+        for w in windows:
+            p = pending[w.doc_index]
+            if p.word_span is None:
+                p.word_span = _word_spans(p.words, p.spans)
+            text = p.document.text[w.start : w.end]
+            enc = self.tok(
+                text,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=self.max_tokens - (1 if self.prefix is not None else 0),
+                return_offsets_mapping=True,
+            )
+            ids = list(enc["input_ids"])
+            offsets = [tuple(o) for o in enc["offset_mapping"]]
+            if self.prefix is not None:
+                ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
+            owned = set(w.owned)
+            idx = [k for k, (a, b, si) in enumerate(p.words) if si in owned and a >= w.start and b <= w.end]
+            rows.append(ids)
+            members.append(
+                align_subwords(text, offsets, [(p.words[k][0] - w.start, p.words[k][1] - w.start) for k in idx])
+            )
+            word_ids.append(idx)
+        T = max(len(r) for r in rows)
+        B = len(rows)
+        ids_t = torch.zeros(B, T, dtype=torch.long)
+        mask = torch.zeros(B, T, dtype=torch.long)
+        for b, r in enumerate(rows):
+            ids_t[b, : len(r)] = torch.tensor(r)
+            mask[b, : len(r)] = 1
+        self.stats.windows += B
+        for b, w in enumerate(windows):
+            n_real = int(mask[b].sum())
+            pending[w.doc_index].n_tokens += n_real
+            self.stats.tokens += n_real
+        n_words = [len(m) for m in members]
+        if sum(n_words) > 0:
+            self._typed_batch(windows, pending, ids_t, mask, members, word_ids)
+        for w in windows:
+            pending[w.doc_index].windows_left -= 1
+
+    def _typed_batch(
+        self,
+        windows: list[Window],
+        pending: dict[int, _Pending],
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        members: list[list[list[int]]],
+        word_ids: list[list[int]],
+    ) -> None:
+        T = ids.shape[1]
+        m_sum, m_avg, cand = word_pooling([m if m else [[]] for m in members], T, self.causal)
+        bidx = torch.tensor([b for b, m in enumerate(members) for _ in m], dtype=torch.long)
+        uidx = torch.tensor([u for m in members for u in range(len(m))], dtype=torch.long)
+        wb = WordBatch(list(range(len(members))), ids, mask, m_sum, m_avg, cand, bidx, uidx, torch.arange(len(bidx)))
+        acts = capture(self.ex.adapter, ids.to(self.ex.device), mask.to(self.ex.device), layers=self.layers)
+        rot = None if acts.rotary is None else (acts.rotary[0].float(), acts.rotary[1].float())
+        residuals = {layer: acts.residuals[layer].float() for layer in self.layers}
+        scores = score_words(self.typed, self.factors, residuals, rot, model_mask(mask, self.causal), wb)
+        # the best relation of each dependent word: (probability, relation, head word, unit)
+        best: dict[tuple[int, int], tuple[float, str, int, str]] = {}
+        by_rel = {t.relation: t for t in self.typed}
+        b_list, u_list = bidx.tolist(), uidx.tolist()
+        for rel, ws in scores.items():
+            t = by_rel[rel]
+            hits = torch.nonzero(ws.probability >= self.threshold).flatten().tolist()
+            for n in hits:
+                b, u = b_list[n], u_list[n]
+                j = int(ws.partner[n])
+                head, dep = (j, u) if t.head_side == "key" else (u, j)
+                prob = float(ws.probability[n])
+                if prob > best.get((b, dep), (-1.0, "", -1, ""))[0]:
+                    best[(b, dep)] = (prob, rel, head, t.id)
+        for (b, dep), (prob, rel, head, unit) in best.items():
+            w = windows[b]
+            p = pending[w.doc_index]
+            assert p.word_span is not None
+            sd, sh = p.word_span[word_ids[b][dep]], p.word_span[word_ids[b][head]]
+            if sd < 0 or sh < 0 or p.spans[sd].key == p.spans[sh].key:
+                continue
+            sent = p.spans[sd].sent_index
+            key = (sh, sd, rel, sent)
+            if prob > p.relations.get(key, (-1.0, ""))[0]:
+                p.relations[key] = (prob, unit)
+
+
+def _word_spans(words: Sequence[tuple[int, int, int]], spans: Sequence[Span]) -> list[int]:
+    """For each word, the index of the span of its sentence that overlaps it (-1 none)."""
+    out = [-1] * len(words)
+    by_sent: dict[int, list[int]] = {}
+    for k, s in enumerate(spans):
+        by_sent.setdefault(s.sent_index, []).append(k)
+    for n, (a, b, si) in enumerate(words):
+        for k in by_sent.get(si, ()):
+            s = spans[k]
+            if s.start_char < b and a < s.end_char:
+                out[n] = k
+                break
+    return out

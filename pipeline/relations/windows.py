@@ -32,10 +32,20 @@ def count_tokens(tokenizer: Any, text: str) -> int:
 
 
 def make_windows(
-    tokenizer: Any, text: str, sentences: Sequence[tuple[int, int]], doc_index: int, max_tokens: int, overlap: int = 1
+    tokenizer: Any,
+    text: str,
+    sentences: Sequence[tuple[int, int]],
+    doc_index: int,
+    max_tokens: int,
+    overlap: int = 1,
+    max_sentences: int | None = None,
+    reserved: int = 0,
 ) -> tuple[list[Window], int]:
-    """Sentence-aligned windows with ``overlap`` context sentences; returns (windows, split_sentences)."""
-    budget = max_tokens - tokenizer.num_special_tokens_to_add(pair=False)
+    """Sentence-aligned windows with ``overlap`` context sentences; returns (windows, split_sentences).
+
+    ``max_sentences``: owned sentences per window at most (1 for typed relations, whose calibration
+    was measured one sentence at a time); ``reserved``: tokens kept free for a prepended token."""
+    budget = max_tokens - tokenizer.num_special_tokens_to_add(pair=False) - reserved
     sizes = [count_tokens(tokenizer, text[a:b]) for a, b in sentences]
     windows: list[Window] = []
     split = 0
@@ -62,7 +72,7 @@ def make_windows(
             used += sizes[ctx_start]
             context += sizes[ctx_start]
         j = i + 1
-        while j < n and used + sizes[j] <= budget:
+        while j < n and used + sizes[j] <= budget and (max_sentences is None or j - i < max_sentences):
             used += sizes[j]
             j += 1
         windows.append(Window(doc_index, sentences[ctx_start][0], sentences[j - 1][1], tuple(range(i, j))))

@@ -1,12 +1,22 @@
 """spaCy analysis of documents into sentences and span mentions (graph nodes).
 
-Nodes are named entities, noun chunks that do not overlap an entity (pronoun-only chunks dropped), and
-optionally content words outside both. Each mention gets a key shared by every mention of the same
-thing across documents:
+Nodes are named entities, noun chunks that do not overlap an entity, pronouns (a pronoun-only noun
+chunk), and optionally content words outside all of them. Each mention gets a key shared by every
+mention of the same thing across documents:
 
     entity:<LABEL>:<text casefolded, leading "the/a/an" dropped, whitespace collapsed>
     noun_chunk:<lemmas casefolded, determiners and possessive pronouns dropped>
+    pronoun:<document id>:<pronoun casefolded>
     word:<lemma casefolded>
+
+Pronouns are nodes of their document only. Most subjects of web text are pronouns ("she won it"), so
+dropping them drops most statements; merging every "she" of a corpus into one node would link
+unrelated people; and resolving the antecedent needs a coreference model the pipeline does not have.
+Within one document a pronoun mostly keeps its referent, so ``pronoun:<doc>:she`` is one node per
+document that a user (or a later coreference step) can resolve.
+
+Besides the spans, parsing yields the document's *words* (spaCy tokens other than whitespace, with
+their sentence): the typed relations are computed between words, then lifted to the spans holding them.
 """
 
 from __future__ import annotations
@@ -14,13 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.tokens import Span as SpacySpan
 
 from pipeline.text.defaults import DEFAULT_WORD_POS
-from pipeline.types import Document, Span
+from pipeline.types import Document, Span, SpanKind
 
 _ARTICLES = {"the", "a", "an"}
 
@@ -36,6 +47,7 @@ class SpanOptions:
 
     entities: bool = True
     noun_chunks: bool = True
+    pronouns: bool = True
     word_pos: tuple[str, ...] = DEFAULT_WORD_POS
 
 
@@ -57,14 +69,50 @@ def entity_key(ent: SpacySpan) -> str:
 
 
 def noun_chunk_key(chunk: SpacySpan) -> str | None:
+    """The key of a noun chunk; None for a pronoun-only chunk ("she", "it": see ``pronoun_key``)."""
     words = [t for t in chunk if not t.is_space and t.pos_ not in ("DET", "PUNCT") and t.dep_ != "poss"]
     if not words or all(t.pos_ == "PRON" for t in words):
-        return None  # "she", "it", "their": no value as a node on its own
+        return None
     return "noun_chunk:" + _norm(" ".join(t.lemma_ for t in words))
 
 
-def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list[tuple[int, int]], list[Span]]:
-    """Sentences (char offsets) and span mentions of one parsed document, ordered by position."""
+def pronoun_key(chunk: SpacySpan, doc_id: str) -> str | None:
+    """``pronoun:<doc id>:<pronoun>`` for a chunk of pronouns only (possessives aside); else None."""
+    words = [t for t in chunk if not t.is_space and t.pos_ != "PUNCT"]
+    if not words or not all(t.pos_ == "PRON" for t in words):
+        return None
+    # the lemma: "she" and "her" of one document are one node
+    return f"pronoun:{doc_id}:" + _norm(" ".join(t.lemma_ or t.text for t in words))
+
+
+class ParsedDocument(NamedTuple):
+    """One document after spaCy: sentences and spans (graph nodes) and words (relation endpoints).
+
+    ``words``: (start_char, end_char, sentence index) of every spaCy token that is not whitespace.
+    """
+
+    document: Document
+    sentences: list[tuple[int, int]]
+    spans: list[Span]
+    words: list[tuple[int, int, int]]
+
+
+def document_words(doc: Doc) -> list[tuple[int, int, int]]:
+    """(start_char, end_char, sentence index) of every token that is not whitespace, in order."""
+    out = []
+    for si, sent in enumerate(doc.sents):
+        for t in sent:
+            if not t.is_space:
+                out.append((t.idx, t.idx + len(t.text), si))
+    return out
+
+
+def document_spans(
+    doc: Doc, options: SpanOptions = SpanOptions(), doc_id: str | None = None
+) -> tuple[list[tuple[int, int]], list[Span]]:
+    """Sentences (char offsets) and span mentions of one parsed document, ordered by position.
+
+    Pronoun nodes need the document's id (``doc_id``); without one, pronoun chunks are left out."""
     sentences = [(s.start_char, s.end_char) for s in doc.sents]
     sent_of_token = {}
     for si, s in enumerate(doc.sents):
@@ -94,6 +142,9 @@ def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list
             if any(taken[t.i] for t in chunk):
                 continue
             key = noun_chunk_key(chunk)
+            kind: SpanKind = "noun_chunk"
+            if key is None and options.pronouns and doc_id is not None:
+                key, kind = pronoun_key(chunk, doc_id), "pronoun"
             if key is None:
                 continue
             spans.append(
@@ -101,7 +152,7 @@ def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list
                     key,
                     _display(chunk.text),
                     "",
-                    "noun_chunk",
+                    kind,
                     sent_of_token[chunk.start],
                     chunk.start_char,
                     chunk.end_char,
@@ -124,9 +175,9 @@ def document_spans(doc: Doc, options: SpanOptions = SpanOptions()) -> tuple[list
 
 def parse_documents(
     nlp: Language, documents: Iterable[Document], batch_size: int = 16, options: SpanOptions = SpanOptions()
-) -> Iterator[tuple[Document, list[tuple[int, int]], list[Span]]]:
-    """Stream documents through ``nlp.pipe`` and yield (document, sentences, spans)."""
+) -> Iterator[ParsedDocument]:
+    """Stream documents through ``nlp.pipe`` and yield ParsedDocument(document, sentences, spans, words)."""
     stream = ((d.text, d) for d in documents)
     for doc, document in nlp.pipe(stream, as_tuples=True, batch_size=batch_size):
-        sentences, spans = document_spans(doc, options)
-        yield document, sentences, spans
+        sentences, spans = document_spans(doc, options, doc_id=document.id)
+        yield ParsedDocument(document, sentences, spans, document_words(doc))
