@@ -1,0 +1,201 @@
+"""The typed path on the real model: artifact -> extractor -> word scores -> graph, and the fallback."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace, UntypedSubspacesWarning
+from pipeline.relations.labels import load_typed_relations
+from pipeline.relations.typed import GATE_KINDS, TypedRelation, TypedRelationsMissingError
+from pipeline.types import DEPENDENCY_RELATIONS
+
+MODEL = "all-minilm-l6-v2"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from pipeline.model.adapters import load_model
+
+    return load_model(MODEL)
+
+
+@pytest.fixture(scope="module")
+def typed_ex(lm):
+    return KnowledgeGraphExtractor(lm.model, lm.tokenizer, typed_relations=MODEL)
+
+
+def test_shipped_sets_type_every_relation_with_a_unit_gate_and_calibration():
+    for model in (MODEL, "smollm2"):
+        ts = load_typed_relations(model)
+        assert set(ts.relations) == set(DEPENDENCY_RELATIONS)
+        assert ts.gate_kind in GATE_KINDS and ts.threshold == 0.7
+        for rel, t in ts.relations.items():
+            assert t.relation == rel and t.id.startswith(f"qk:{rel}:")
+            assert t.gate_kind == ts.gate_kind and (t.gate is None) == (t.gate_kind == "none")
+            xs, ys = t.knots
+            assert len(xs) == len(ys) >= 2 and all(b >= a for a, b in zip(ys, ys[1:]))  # isotonic
+            assert 0.0 <= ys.min() and ys.max() <= 1.0
+            assert {"precision", "recall", "f1", "returned"} <= set(t.heldout)
+
+
+def test_extract_relational_subspaces_returns_the_layers_typed_relations_ranked_by_heldout_f1(typed_ex):
+    ts = typed_ex.typed_relations
+    assert ts is not None
+    seen = set()
+    for layer in range(typed_ex.adapter.n_layers):
+        subs = typed_ex.extract_relational_subspaces(layer, top_k=3)
+        assert len(subs) <= 3 and all(isinstance(s, TypedRelation) and s.layer == layer for s in subs)
+        f1 = [s.heldout.get("f1") or 0.0 for s in subs]
+        assert f1 == sorted(f1, reverse=True)
+        everything = [t for t in ts.relations.values() if t.layer == layer]
+        assert {s.relation for s in subs} <= {t.relation for t in everything}
+        if everything:  # the best ones of the layer, none skipped
+            best = max(t.heldout.get("f1") or 0.0 for t in everything)
+            assert f1[0] == best
+        seen.update(s.relation for s in subs)
+    assert {"nsubj", "obj", "det"} <= seen or len(seen) >= 6
+
+
+def test_identify_relation_types_returns_dependency_names_with_calibrated_probabilities(typed_ex, lm):
+    text = "She signed a contract with the new team in Berlin."
+    ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
+    subs = [t for layer in range(6) for t in typed_ex.extract_relational_subspaces(layer, top_k=30)]
+    assert {t.relation for t in subs} == set(DEPENDENCY_RELATIONS)
+    rels = typed_ex.identify_relation_types(ids, subs, threshold=0.7)
+    assert rels, "a plain sentence must give some typed relations at 0.7"
+    toks = lm.tokenizer.convert_ids_to_tokens(ids[0])
+    by_unit = {t.id: t for t in subs}
+    for r in rels:
+        assert r.relation in DEPENDENCY_RELATIONS and r.score >= 0.7 and r.unit in by_unit
+        assert by_unit[r.unit].relation == r.relation
+        assert {r.head, r.dependent} == {r.query, r.key}
+        assert toks[r.query] not in ("[CLS]", "[SEP]") and toks[r.key] not in ("[CLS]", "[SEP]")
+    found = {(r.relation, toks[r.head], toks[r.dependent]) for r in rels}
+    assert ("det", "contract", "a") in found or ("det", "team", "the") in found
+    # the score is the calibration map applied to gate x share: lower thresholds only add pairs
+    loose = typed_ex.identify_relation_types(ids, subs, threshold=0.3)
+    assert {(r.query, r.key, r.relation) for r in rels} <= {(r.query, r.key, r.relation) for r in loose}
+    # the projections of a typed subspace are its coordinates on u_r and v_r
+    proj = typed_ex.project_token_embeddings(ids, subs[:2])
+    for p, t in zip(proj, subs[:2]):
+        assert p.query.shape == (1, ids.shape[1], t.rank) and p.key.shape == p.query.shape
+
+
+def test_untyped_subspaces_stay_available_by_an_explicit_option(typed_ex, lm):
+    ids = lm.tokenizer("The cat sat on the mat.", return_tensors="pt")["input_ids"]
+    subs = typed_ex.extract_relational_subspaces(2, top_k=3, typed=False)
+    assert all(isinstance(s, RelationalSubspace) for s in subs)
+    rels = typed_ex.identify_relation_types(ids, subs, threshold=0.3)
+    ids_ = {s.id for s in subs}
+    assert rels and all(r.relation in ids_ and r.unit == "" and r.head is None for r in rels)
+
+
+def test_an_extractor_without_a_typed_set_warns_and_says_how_to_build_one(lm):
+    ex = KnowledgeGraphExtractor(lm.model, lm.tokenizer)
+    with pytest.warns(UntypedSubspacesWarning, match="qkgraph eval"):
+        subs = ex.extract_relational_subspaces(0)
+    assert all(isinstance(s, RelationalSubspace) for s in subs)
+    with pytest.raises(TypedRelationsMissingError, match="use_typed_relations"):
+        ex.extract_relational_subspaces(0, typed=True)
+    with pytest.raises(TypedRelationsMissingError, match="--write-labels"):
+        ex.use_typed_relations("no-such-model")
+
+
+def test_a_typed_set_for_another_layout_is_refused(lm):
+    ex = KnowledgeGraphExtractor(lm.model, lm.tokenizer)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        ex.use_typed_relations(load_typed_relations("smollm2"))
+
+
+def test_ingest_builds_typed_edges_head_to_dependent_with_units_and_evidence(tmp_path):
+    doc = tmp_path / "docs" / "contract.txt"
+    doc.parent.mkdir()
+    doc.write_text(
+        "Priya Raman signed a contract with the new team. She moved to Berlin in 2019. "
+        "The company builds small satellites.",
+        encoding="utf-8",
+    )
+    out = tmp_path / "g.graphml"
+    r = runner.invoke(app, ["ingest", str(doc.parent), "--out", str(out), "--show", "50"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["graph"]["settings"]["relation_types"] == "typed"
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert data["edges"], r.output
+    for e in data["edges"]:
+        assert e["key"] in DEPENDENCY_RELATIONS and e["score_max"] >= 0.7
+        for ev in e["evidence"]:
+            sent = ev["sentence"]
+            assert ev["source_start"] < ev["source_end"] and ev["target_start"] < ev["target_end"]
+            assert sent  # evidence keeps the sentence and the offsets of both mentions
+    triples = {(nodes[e["source"]]["text"], e["key"], nodes[e["target"]]["text"]) for e in data["edges"]}
+    # the head is the source: a verb governs its subject and object
+    assert ("signed", "obj", "a contract") in triples or ("signed", "nsubj", "Priya Raman") in triples, triples
+    assert any(n["kind"] == "pronoun" and n["id"].startswith("pronoun:contract.txt:") for n in data["nodes"])
+    assert "-nsubj->" in r.output or "-obj->" in r.output
+
+
+def test_ingest_of_a_model_without_a_typed_set_falls_back_with_a_warning(tmp_path, lm):
+    # the default model's files under another name: a model the package has no typed set for
+    src = Path(lm.model.config.name_or_path)
+    other = tmp_path / "my-encoder"
+    other.mkdir()
+    for f in src.iterdir():
+        (other / f.name).symlink_to(f)
+    doc = tmp_path / "in" / "a.txt"
+    doc.parent.mkdir()
+    doc.write_text("Ada Lovelace worked with Charles Babbage in London.", encoding="utf-8")
+    out = tmp_path / "g.graphml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = runner.invoke(app, ["ingest", str(doc.parent), "--model", str(other), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "warning:" in r.output and "no typed relation set" in r.output and "--write-labels" in r.output
+    assert "Falling back to untyped relational subspaces" in r.output
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["graph"]["settings"]["relation_types"] == "subspaces"
+    assert all(e["key"] not in DEPENDENCY_RELATIONS for e in data["edges"])
+
+
+def test_word_scores_are_calibrated_gate_times_share(typed_ex, lm):
+    """score_words' probability is exactly the artifact's calibration map at gate x share."""
+    from pipeline.model.activations import capture
+    from pipeline.model.units import HeadFactors, model_mask
+    from pipeline.relations.alignment import align_subwords
+    from pipeline.relations.typed import score_words
+    from pipeline.relations.words import WordBatch, word_pooling
+
+    text = "Marie Curie won the Nobel Prize in Physics ."
+    words, pos = [], 0
+    for w in text.split():
+        a = text.index(w, pos)
+        words.append((a, a + len(w)))
+        pos = a + len(w)
+    enc = lm.tokenizer(text, return_offsets_mapping=True)
+    ids, offs = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    members = align_subwords(text, offs, words)
+    T, n = len(ids), len(words)
+    m_sum, m_avg, cand = word_pooling([members], T, False)
+    wb = WordBatch(
+        [0], torch.tensor([ids]), torch.ones(1, T, dtype=torch.long), m_sum, m_avg, cand,
+        torch.zeros(n, dtype=torch.long), torch.arange(n), torch.arange(n),
+    )  # fmt: skip
+    typed = list(typed_ex.typed_relations.relations.values())
+    acts = capture(typed_ex.adapter, wb.ids, wb.mask)
+    factors = {t.layer: HeadFactors(typed_ex, t.layer) for t in typed}
+    out = score_words(typed, factors, acts.residuals, None, model_mask(wb.mask, False), wb)
+    for t in typed:
+        s = out[t.relation]
+        has = s.partner >= 0
+        assert has.all()  # every word of an encoder sentence has a partner
+        expect = torch.from_numpy(t.calibrate((s.gate * s.share).numpy())).float()
+        torch.testing.assert_close(s.probability, expect)
+        assert ((s.share >= 0) & (s.share <= 1)).all() and ((s.gate >= 0) & (s.gate <= 1)).all()
