@@ -43,7 +43,7 @@ smollm2: $(STAMP)
 
 ## demo: the main job on the embedded default: examples/ in, out/graph.graphml + out/graph.html out
 demo: setup
-	$(BIN)/qkgraph ingest examples/ --out out/graph.graphml --html out/graph.html
+	$(BIN)/qkgraph ingest examples/ --out out/graph.graphml --html out/graph.html --show 50
 
 ## test: the whole suite, with a real Neo4j and a Prefect test server started by the test session
 test: setup smollm2

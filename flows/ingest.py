@@ -74,6 +74,7 @@ def ingest_flow(
     html: str | None = None,
     fresh: bool = False,
     model: str = DEFAULT_MODEL,
+    relation_types: str = "typed",
     layers: str = "all",
     top_k: int = DEFAULT_TOP_K,
     threshold: float = DEFAULT_THRESHOLD,
@@ -96,7 +97,8 @@ def ingest_flow(
             merged into the existing JSON there unless ``fresh``. Default: out/graph.graphml when
             no Neo4j is configured, else no files.
         html: also write the interactive HTML view here.
-        model, layers, top_k, threshold: extractor settings ("all", "0,2,4" or "1-3" for layers).
+        model, relation_types, layers, top_k, threshold: extractor settings (relation_types "typed"
+            or "subspaces"; "all", "0,2,4" or "1-3" for layers; see IngestSettings).
         batch_size: documents per analyse-batch task (and per upsert-neo4j task).
         neo4j_uri, neo4j_user, neo4j_database: override NEO4J_URI / NEO4J_USER / NEO4J_DATABASE.
             Neo4j is written when a URI is given or set in the environment.
@@ -116,7 +118,9 @@ def ingest_flow(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
-    settings = IngestSettings(model=model, layers=parse_layers(layers), top_k=top_k, threshold=threshold)
+    settings = IngestSettings(
+        model=model, relation_types=relation_types, layers=parse_layers(layers), top_k=top_k, threshold=threshold
+    )
     target = Neo4jTarget(neo4j_uri, neo4j_user, neo4j_database, neo4j_password_secret)
     use_neo4j = target.configured()
     if out is None and not use_neo4j:

@@ -41,6 +41,7 @@ def ingest_parameters(
     out: str | None = None,
     html: str | None = None,
     model: str = DEFAULT_MODEL,
+    relation_types: str = "typed",
     layers: str = "all",
     top_k: int = 3,
     threshold: float = 0.7,
@@ -57,6 +58,7 @@ def ingest_parameters(
     params: dict[str, Any] = {
         "sources": [_absolute(s) for s in source],
         "model": model,
+        "relation_types": relation_types,
         "layers": layers,
         "top_k": top_k,
         "threshold": threshold,
@@ -119,6 +121,7 @@ def serve_ingest(
     dask_address: str | None = None,
     dask_workers: int = 0,
     model: str = DEFAULT_MODEL,
+    relation_types: str = "typed",
     layers: str = "all",
     top_k: int = 3,
     threshold: float = 0.7,
@@ -140,6 +143,7 @@ def serve_ingest(
         out=out,
         html=html,
         model=model,
+        relation_types=relation_types,
         layers=layers,
         top_k=top_k,
         threshold=threshold,
@@ -164,9 +168,12 @@ def serve_command(
     ),
     html: str | None = typer.Option(None, help="Also write the interactive HTML view here."),
     model: str = typer.Option(DEFAULT_MODEL, help="Model name, folder or .gguf file."),
+    relation_types: str = typer.Option(
+        "typed", "--relation-types", help="typed (calibrated dependency relations) or subspaces (untyped)."
+    ),
     layers: str = typer.Option("all", help="Layers: all, 0,2,4 or 1-3."),
-    top_k: int = typer.Option(3, "--top-k", help="Relation types per layer."),
-    threshold: float = typer.Option(0.7, help="Pooled attention share threshold (0..1)."),
+    top_k: int = typer.Option(3, "--top-k", help="Untyped subspaces per layer (--relation-types subspaces)."),
+    threshold: float = typer.Option(0.7, help="Calibrated probability (typed) or attention share threshold (0..1)."),
     batch_size: int = typer.Option(32, help="Documents per extraction task."),
     neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j (else files only)."),
     neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
@@ -186,6 +193,8 @@ def serve_command(
 
     if not 0.0 <= threshold <= 1.0:
         raise typer.BadParameter(f"--threshold must be in [0, 1], got {threshold}")
+    if relation_types not in ("typed", "subspaces"):
+        raise typer.BadParameter(f"--relation-types must be typed or subspaces, got {relation_types!r}")
     try:
         parse_layers(layers)
     except ValueError:
@@ -214,6 +223,7 @@ def serve_command(
         dask_address=dask_address,
         dask_workers=dask_workers,
         model=model,
+        relation_types=relation_types,
         layers=layers,
         top_k=top_k,
         threshold=threshold,
