@@ -199,3 +199,16 @@ def test_word_scores_are_calibrated_gate_times_share(typed_ex, lm):
         expect = torch.from_numpy(t.calibrate((s.gate * s.share).numpy())).float()
         torch.testing.assert_close(s.probability, expect)
         assert ((s.share >= 0) & (s.share <= 1)).all() and ((s.gate >= 0) & (s.gate <= 1)).all()
+
+
+def test_untyped_subspaces_get_no_relation_name_their_pairs_do_not_earn(typed_ex):
+    from pipeline.ingest.models import relation_labels_for
+    from pipeline.relations.labels import load_labels_artifact
+
+    subs = [s for layer in range(6) for s in typed_ex.extract_relational_subspaces(layer, 3, typed=False)]
+    assert relation_labels_for(MODEL, subs, 0.7) == {}  # none of them types its pairs at 70%
+    entries = load_labels_artifact(MODEL)["subspaces"]
+    loose = relation_labels_for(MODEL, subs, 0.0)
+    for sid, label in loose.items():  # at threshold 0 the measured ones appear, with their precision
+        p = entries[sid]["heldout_at_threshold"]["precision"]
+        assert label == f"{entries[sid]['label']} (P {p:.2f})"
