@@ -212,3 +212,21 @@ def test_untyped_subspaces_get_no_relation_name_their_pairs_do_not_earn(typed_ex
     for sid, label in loose.items():  # at threshold 0 the measured ones appear, with their precision
         p = entries[sid]["heldout_at_threshold"]["precision"]
         assert label == f"{entries[sid]['label']} (P {p:.2f})"
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
+def test_assembled_logits_equal_the_sum_of_their_component_logits(family):
+    """The closed form the typed relations use equals the per-component definition (RoPE included)."""
+    from tiny_models import tiny
+
+    from pipeline.model.activations import capture
+    from pipeline.model.units import HeadFactors, assembled_logits, component_logits
+
+    ex = KnowledgeGraphExtractor(tiny(family).float())
+    ids = torch.randint(0, 100, (2, 9), generator=torch.Generator().manual_seed(0))
+    acts = capture(ex.adapter, ids, torch.ones_like(ids), layers=[1])
+    rot = None if acts.rotary is None else (acts.rotary[0].float(), acts.rotary[1].float())
+    hf, x = HeadFactors(ex, 1), acts.residuals[1].float()
+    comps = [(0, 1), (0, 3), (2, 0), (2, 5), (3, 7)]
+    ref = sum(component_logits(hf, x, rot, h, [r for hh, r in comps if hh == h]).sum(0) for h in (0, 2, 3))
+    torch.testing.assert_close(assembled_logits(hf, x, rot, comps), ref, atol=1e-5, rtol=1e-4)

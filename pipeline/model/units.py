@@ -121,12 +121,54 @@ def component_logits(
     return out * hf.scale
 
 
-def assembled_logits(hf: HeadFactors, x: torch.Tensor, rotary, comps: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Sum of the rank-1 component logits of (head, r) pairs of one layer, [B, T, T]."""
+def assembled_logits(
+    hf: HeadFactors, x: torch.Tensor, rotary, comps: Sequence[tuple[int, int]], coords=None
+) -> torch.Tensor:
+    """Sum of the rank-1 component logits of (head, r) pairs of one layer, [B, T, T].
+
+    ``coords``: precomputed ``head_coordinates(hf, x)`` (saves the projections when several units of
+    one layer are scored).
+
+    Equal to ``component_logits(...).sum(0)`` summed over the heads, without the [R, B, T, T]
+    intermediate. Per head, with Q_r(i) = R_i(a_ir alpha_r), K_r(j) = R_j(b_jr beta_r),
+    Qb(i) = R_i b_q and Kb(j) = R_j b_k (R the rotation of a position, identity without RoPE):
+
+        sum_r logit_r(i, j) / scale = sum_r Q_r(i).K_r(j) + (sum_r Q_r(i)).Kb(j) + Qb(i).(sum_r K_r(j))
+                                      + |C| Qb(i).Kb(j)
+
+    and without RoPE the first term is sum_r sigma_r a_ir b_jr, one matrix product.
+    """
     total: torch.Tensor | None = None
+    B, T = x.shape[:2]
     for h in sorted({h for h, _ in comps}):
-        rs = [r for hh, r in comps if hh == h]
-        part = component_logits(hf, x, rotary, h, rs).sum(0)
+        r_idx = torch.as_tensor([r for hh, r in comps if hh == h], dtype=torch.long)
+        if coords is None:
+            a = x @ hf.U[h][:, r_idx]  # [B, T, R]
+            b = x @ hf.V[h][:, r_idx]
+        else:
+            a, b = coords[0][h][..., r_idx], coords[1][h][..., r_idx]
+        al = hf.alpha[h][:, r_idx].T  # [R, e]
+        be = hf.beta[h][:, r_idx].T
+        bq, bk = hf.b_q[h], hf.b_k[h]
+        n = len(r_idx)
+        if rotary is None:
+            sigma = (al * be).sum(-1)  # [R]
+            main = torch.einsum("bir,bjr->bij", a * sigma, b)
+            part = main + (a @ (al @ bk))[:, :, None] + (b @ (be @ bq))[:, None, :] + n * (bq @ bk)
+        else:
+            cos, sin = rotary
+            Q = apply_rope(a.permute(2, 0, 1)[..., None] * al[:, None, None, :], cos, sin)  # [R, B, T, e]
+            K = apply_rope(b.permute(2, 0, 1)[..., None] * be[:, None, None, :], cos, sin)
+            Qb = apply_rope(bq.expand(B, T, -1), cos, sin)  # [B, T, e]
+            Kb = apply_rope(bk.expand(B, T, -1), cos, sin)
+            main = torch.einsum("rbie,rbje->bij", Q, K)
+            part = (
+                main
+                + torch.einsum("bie,bje->bij", Q.sum(0), Kb)
+                + torch.einsum("bie,bje->bij", Qb, K.sum(0))
+                + n * torch.einsum("bie,bje->bij", Qb, Kb)
+            )
+        part = part * hf.scale
         total = part if total is None else total + part
     if total is None:
         raise ValueError("an assembled unit needs at least one component")

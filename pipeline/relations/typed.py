@@ -25,7 +25,7 @@ import torch
 
 from pipeline.errors import QkgraphError
 from pipeline.model.rope import apply_rope
-from pipeline.model.units import HeadFactors, assembled_logits, share
+from pipeline.model.units import HeadFactors, assembled_logits, head_coordinates, share
 from pipeline.relations.calibration import isotonic_predict
 from pipeline.relations.gates import Gate
 from pipeline.relations.words import WordBatch, masked_argmax, pool_to
@@ -119,13 +119,14 @@ class TypedRelation:
         V = torch.stack([hf.V[h][:, r] for h, r in self.components], 1)
         return U, V
 
-    def logits(self, hf: HeadFactors, x: torch.Tensor, rotary) -> torch.Tensor:
-        """Scaled subword logits of the unit, [B, T, T] (biases and RoPE included; no mask)."""
+    def logits(self, hf: HeadFactors, x: torch.Tensor, rotary, coords=None) -> torch.Tensor:
+        """Scaled subword logits of the unit, [B, T, T] (biases and RoPE included; no mask).
+        ``coords``: ``head_coordinates(hf, x)`` if already computed for the layer."""
         if self.method == "assembled":
-            return assembled_logits(hf, x, rotary, self.components)
+            return assembled_logits(hf, x, rotary, self.components, coords)
         head = self.components[0][0]
         k = len(self.components)
-        return _truncated_head_logits(hf, x, rotary, head, k)
+        return _truncated_head_logits(hf, x, rotary, head, k, coords)
 
     def calibrate(self, score: torch.Tensor | np.ndarray) -> np.ndarray:
         """Probability that a pair with this ``gate x share`` is a gold arc of the relation."""
@@ -135,10 +136,12 @@ class TypedRelation:
         return f"TypedRelation({self.relation}: {self.id}, rank={self.rank}, gate={self.gate_kind})"
 
 
-def _truncated_head_logits(hf: HeadFactors, x: torch.Tensor, rotary, head: int, k: int) -> torch.Tensor:
+def _truncated_head_logits(hf: HeadFactors, x: torch.Tensor, rotary, head: int, k: int, coords=None) -> torch.Tensor:
     """One head's top-k truncation logits [B, T, T]; k = d_head gives the head's own logits."""
-    a = x @ hf.U[head][:, :k]
-    b = x @ hf.V[head][:, :k]
+    if coords is None:
+        a, b = x @ hf.U[head][:, :k], x @ hf.V[head][:, :k]
+    else:
+        a, b = coords[0][head][..., :k], coords[1][head][..., :k]
     q = a @ hf.alpha[head][:, :k].T + hf.b_q[head]
     kk = b @ hf.beta[head][:, :k].T + hf.b_k[head]
     if rotary is not None:
@@ -203,10 +206,13 @@ def score_words(
     flat = torch.full((B, U), -1, dtype=torch.long)
     flat[wb.bidx, wb.uidx] = torch.arange(len(wb.bidx))
     feats: dict[int, torch.Tensor] = {}
+    coords: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     out: dict[str, WordScores] = {}
     for t in typed:
         x = residuals[t.layer].float()
-        sh = share(t.logits(factors[t.layer], x, rotary)[None], amask)
+        if t.layer not in coords:  # every head's coordinates of the layer, in one product each
+            coords[t.layer] = head_coordinates(factors[t.layer], x)
+        sh = share(t.logits(factors[t.layer], x, rotary, coords[t.layer])[None], amask)
         pred, top = masked_argmax(pool_to(sh, wb), wb)
         pred, top = pred[0], top[0].nan_to_num(0.0, neginf=0.0)
         has = pred >= 0
