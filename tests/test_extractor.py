@@ -246,3 +246,24 @@ def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(ModelNotFoundError) as err:
         load_model("no-such-org/no-such-model")
     assert "unknown model 'no-such-org/no-such-model'" in str(err.value)
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
+def test_stopping_the_forward_pass_early_records_the_same_residuals(family):
+    model = tiny(family)
+    ex = KnowledgeGraphExtractor(model)
+    ids = torch.randint(0, 100, (2, 7), generator=torch.Generator().manual_seed(1))
+    full = capture(ex.adapter, ids, torch.ones_like(ids), layers=[0])
+    early = capture(ex.adapter, ids, torch.ones_like(ids), layers=[0], stop_early=True)
+    torch.testing.assert_close(early.residuals[0], full.residuals[0], atol=0, rtol=0)
+    assert (early.rotary is None) == (full.rotary is None)
+    if full.rotary is not None:
+        torch.testing.assert_close(early.rotary[0], full.rotary[0], atol=0, rtol=0)
+    # the layers above were not run: a hook on the last layer's Q/K input never fires
+    seen = []
+    handle = ex.adapter.qk_input_module(1).register_forward_pre_hook(lambda *a: seen.append(1))
+    try:
+        capture(ex.adapter, ids, torch.ones_like(ids), layers=[0], stop_early=True)
+    finally:
+        handle.remove()
+    assert not seen

@@ -24,6 +24,10 @@ _active_logit_sink: dict[int, torch.Tensor] | None = None
 _module_layer: dict[int, int] = {}
 
 
+class _StopForward(Exception):
+    """Raised by the hook of the last layer wanted, to end a forward pass early."""
+
+
 @dataclass
 class Activations:
     """What one forward pass recorded.
@@ -105,8 +109,12 @@ def capture(
     layers: Iterable[int] | None = None,
     logits: bool = False,
     attentions: bool = False,
+    stop_early: bool = False,
 ) -> Activations:
-    """Run the model once on [B, T] ids and record residuals (and optionally logits/attentions)."""
+    """Run the model once on [B, T] ids and record residuals (and optionally logits/attentions).
+
+    ``stop_early`` (residuals only): the forward pass stops once the last requested layer's residual
+    is recorded, so the layers above it are never computed."""
     global _active_logit_sink
     model = adapter.model
     layers = sorted(set(range(adapter.n_layers) if layers is None else layers))
@@ -115,10 +123,15 @@ def capture(
     acts = Activations(input_ids=input_ids, attention_mask=attention_mask)
     handles = []
 
+    last = layers[-1] if layers else None
+    stop = stop_early and not logits and not attentions
+
     def pre_hook(layer: int):
         def hook(_module, args, kwargs):
             x = args[0] if args else kwargs["hidden_states"]
             acts.residuals[layer] = x.detach()
+            if stop and layer == last:
+                raise _StopForward
 
         return hook
 
@@ -145,6 +158,8 @@ def capture(
                     out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=want_probs)
             else:
                 out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=attentions)
+    except _StopForward:
+        out = None  # everything asked for is recorded; the upper layers were not needed
     finally:
         _active_logit_sink = None
         for h in handles:

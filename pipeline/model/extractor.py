@@ -433,7 +433,7 @@ class KnowledgeGraphExtractor:
             else:
                 candidates = [self.subspace(layer_idx, h, [r]) for h in range(n_heads) for r in range(d_head)]
             ids, mask = self._reference_batch(reference_ids)
-            acts = capture(self.adapter, ids, mask, layers=[layer_idx])
+            acts = capture(self.adapter, ids, mask, layers=[layer_idx], stop_early=True)
             spreads = self._spread(acts, candidates)
             ranked = sorted(
                 (self._with_spread(s, float(v)) for s, v in zip(candidates, spreads)),
@@ -463,7 +463,7 @@ class KnowledgeGraphExtractor:
             emb = self.adapter.embedding_matrix().detach()[ids]
             xs = {s.layer: emb for s in subspaces}
         elif mode == "contextual":
-            xs = capture(self.adapter, ids, mask, layers={s.layer for s in subspaces}).residuals
+            xs = capture(self.adapter, ids, mask, layers={s.layer for s in subspaces}, stop_early=True).residuals
         else:
             raise ValueError(f"mode must be 'contextual' or 'static', got {mode!r}")
         out = []
@@ -485,7 +485,7 @@ class KnowledgeGraphExtractor:
         """
         subspaces = self._check_subspaces(subspaces)
         ids, mask = self._as_batch(token_ids, attention_mask)
-        acts = capture(self.adapter, ids, mask, layers={s.layer for s in subspaces})
+        acts = capture(self.adapter, ids, mask, layers={s.layer for s in subspaces}, stop_early=True)
         return self.scores_from_activations(acts, subspaces), self.endpoint_mask(ids, mask), ids
 
     def scores_from_activations(self, acts: Activations, subspaces: Sequence[RelationalSubspace]) -> torch.Tensor:
@@ -569,7 +569,7 @@ class KnowledgeGraphExtractor:
             return []
         wb = WordBatch(list(range(B)), ids.cpu(), mask.cpu(), m_sum, m_avg, cand, bidx, uidx, torch.arange(len(bidx)))
         layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
-        acts = capture(self.adapter, ids, mask, layers=layers)
+        acts = capture(self.adapter, ids, mask, layers=layers, stop_early=True)
         rot = None if acts.rotary is None else (acts.rotary[0].float().cpu(), acts.rotary[1].float().cpu())
         residuals = {layer: acts.residuals[layer].float().cpu() for layer in layers}
         factors = {t.layer: self._factors_of(t.layer) for t in typed}

@@ -265,7 +265,9 @@ class RelationExtractor:
         bidx = torch.tensor([b for b, m in enumerate(members) for _ in m], dtype=torch.long)
         uidx = torch.tensor([u for m in members for u in range(len(m))], dtype=torch.long)
         wb = WordBatch(list(range(len(members))), ids, mask, m_sum, m_avg, cand, bidx, uidx, torch.arange(len(bidx)))
-        acts = capture(self.ex.adapter, ids.to(self.ex.device), mask.to(self.ex.device), layers=self.layers)
+        acts = capture(
+            self.ex.adapter, ids.to(self.ex.device), mask.to(self.ex.device), layers=self.layers, stop_early=True
+        )
         rot = None if acts.rotary is None else (acts.rotary[0].float(), acts.rotary[1].float())
         residuals = {layer: acts.residuals[layer].float() for layer in self.layers}
         scores = score_words(self.typed, self.factors, residuals, rot, model_mask(mask, self.causal), wb)
