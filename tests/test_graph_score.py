@@ -192,6 +192,10 @@ def test_untyped_graph_reads_the_relation_off_the_label(gold):
     assert (u.occurrences, u.labelled, u.directed, u.unlabelled) == (1, 0, 0, 1)  # labelled-wrong
     assert (score.overall.occurrences, score.overall.labelled, score.overall.unlabelled) == (9, 6, 8)
     assert "(unlabelled subspace)" in score.to_markdown()
+    # Other labels for the same graph: without any, every occurrence is unnamed and labelled-wrong.
+    bare = score_graph(kg, gold, mentions=mentions, relation_labels={})
+    assert bare.unnamed.occurrences == 9 and bare.overall.labelled == 0 and bare.overall.unlabelled == 8
+    assert bare.relations["nsubj"].linkable == 4 and bare.relations["nsubj"].recalled == 0
 
 
 def test_a_document_with_another_text_is_refused(gold):

@@ -528,12 +528,14 @@ def score_graph(
     graph: KnowledgeGraph | str | Path,
     conllu_path: str | Path,
     mentions: Mapping[str, Sequence[Span]] | None = None,
+    relation_labels: Mapping[str, str] | None = None,
 ) -> GraphScore:
     """Score every edge occurrence of ``graph`` (a KnowledgeGraph or a node-link JSON path it wrote)
     against the gold trees of ``conllu_path`` (the file, or the part of it, that was ingested).
 
     ``mentions``: every span mention per document id (default: derived again with spaCy, see the
-    module docstring). Raises ValueError when the graph has no provenance, or a graph document is
+    module docstring). ``relation_labels``: the labels that name untyped subspaces (default: the
+    graph's own; passing a label artifact's scores what its labels would claim). Raises ValueError when the graph has no provenance, or a graph document is
     not in the gold file or has another text there.
     """
     kg = graph if isinstance(graph, KnowledgeGraph) else KnowledgeGraph.from_node_link(graph)
@@ -550,7 +552,7 @@ def score_graph(
         raise ValueError(
             f"{len(changed)} graph document(s) have another text in {conllu_path} than in the graph: {changed[:3]}"
         )
-    labels = kg.relation_labels
+    labels = kg.relation_labels if relation_labels is None else dict(relation_labels)
     if mentions is None:
         spans_by_doc = rederive_mentions(contributions, {c.document: gold[c.document].text for c in contributions})
         source = "spacy"
