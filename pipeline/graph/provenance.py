@@ -62,6 +62,7 @@ def relation_label(relation: str, labels: Mapping[str, str]) -> str:
     """An edge's label: ``labels[relation]`` if non-empty, else the name of a typed relation, else ""."""
     return labels.get(relation) or (relation if relation in TYPED_RELATIONS else "")
 
+
 # ── exact arithmetic and tie-breaks ──────────────────────────────────────────────────────────────
 
 # Every finite float is an integer multiple of 2**-1074 (the smallest subnormal), so scores
