@@ -14,10 +14,7 @@ import pytest
 import torch
 
 from pipeline.evaluation.batching import WordBatch, pool_mean, pool_to, word_pooling
-from pipeline.relations.calibration import isotonic_fit, isotonic_predict
 from pipeline.evaluation.corpus import ALL, HELDOUT, REL_ALL, SELECT, align_subwords, build_corpus, surface_words
-from pipeline.relations.gates import Gate, fit_gate
-from pipeline.relations.labels import calibrate_score, load_relation_labels
 from pipeline.evaluation.scoring import accuracy_table
 from pipeline.evaluation.units import (
     HeadFactors,
@@ -28,6 +25,9 @@ from pipeline.evaluation.units import (
     parse_assembled_id,
     prefix_logits,
 )
+from pipeline.relations.calibration import isotonic_fit, isotonic_predict
+from pipeline.relations.gates import Gate, fit_gate
+from pipeline.relations.labels import calibrate_score, load_relation_labels
 
 # Four sentences in three documents. Surface words (0-based) are given after each word.
 # Document 0 (selection): s1, s2.  Document 1 (held out): s3.  Document 2 (selection): s4.
