@@ -24,20 +24,30 @@ MARRIED = "word:marry"
 NSUBJ = "L2H8k12"
 OTHER = "L0H1k3"
 
-_KINDS = {"entity": "entity", "noun_chunk": "noun_chunk", "word": "word"}
+_KINDS = {"entity": "entity", "noun_chunk": "noun_chunk", "word": "word", "pronoun": "pronoun"}
+
+# Typed relations: UD names, head -> dependent, with the id of the unit behind each.
+WON = "word:win"
+NOBEL = "noun_chunk:nobel prize in physics"
+SHE = "pronoun:t1:she"
+SHARED = "word:share"
+PRIZE = "noun_chunk:prize"
+U_NSUBJ = "qk:nsubj:L2A:H0c0-31"
+U_NSUBJ_B = "qk:nsubj:L3A:H1c0-7"
+U_OBJ = "qk:obj:L2A:H0c0-31+H1c1.8"
 
 
 def build(
     doc_id: str,
     sentences: list[str],
     mentions: list[tuple[str, str, int, int]],
-    relations: list[tuple[int, int, str, float]],
+    relations: list[tuple[int, int, str, float]] | list[tuple[int, int, str, float, str]],
     settings: dict[str, str | int | float] | None = None,
 ) -> DocumentAnalysis:
     """A hand-made analysis.
 
     mentions: (node key, surface text, sentence index, occurrence of the text in that sentence);
-    relations: (source mention, target mention, relation id, score), sentence = the source's.
+    relations: (source mention, target mention, relation, score[, unit]), sentence = the source's.
     Label and kind are derived from the key ("entity:PERSON:..." -> entity, PERSON).
     """
     text = " ".join(sentences)
@@ -56,9 +66,42 @@ def build(
         kind = _KINDS[parts[0]]
         label = parts[1] if kind == "entity" else ""
         spans.append(Span(key, surface, label, kind, sent, at, at + len(surface)))  # type: ignore[arg-type]
-    rels = [SpanRelation(s, t, r, score, spans[s].sent_index) for s, t, r, score in relations]
+    rels = [SpanRelation(s, t, r, score, spans[s].sent_index, *unit) for s, t, r, score, *unit in relations]
     return DocumentAnalysis(
         Document(doc_id, text), bounds, spans, rels, n_tokens=len(text.split()), settings=settings or {}
+    )
+
+
+def typed1() -> DocumentAnalysis:
+    """Typed relations (UD names, head -> dependent, units), a pronoun, and one untyped relation."""
+    return build(
+        "t1",
+        ["Marie Curie won the Nobel Prize in Physics.", "She shared the prize."],
+        [
+            (MC, "Marie Curie", 0, 0),
+            (WON, "won", 0, 0),
+            (NOBEL, "the Nobel Prize in Physics", 0, 0),
+            (SHE, "She", 1, 0),
+            (SHARED, "shared", 1, 0),
+            (PRIZE, "the prize", 1, 0),
+        ],
+        [
+            (1, 0, "nsubj", 0.97, U_NSUBJ),
+            (1, 2, "obj", 0.93, U_OBJ),
+            (4, 3, "nsubj", 0.88, U_NSUBJ),
+            (4, 5, "obj", 0.71, U_OBJ),
+            (1, 2, NSUBJ, 0.4),  # an untyped subspace on the same pair: a parallel edge
+        ],
+    )
+
+
+def typed2() -> DocumentAnalysis:
+    """Another document: Marie Curie -nsubj- won again, more weakly and from another unit."""
+    return build(
+        "t2",
+        ["Marie Curie won again."],
+        [(MC, "Marie Curie", 0, 0), (WON, "won", 0, 0)],
+        [(1, 0, "nsubj", 0.99, U_NSUBJ_B)],
     )
 
 
@@ -163,6 +206,7 @@ def test_edge_statistics_are_exact() -> None:
     edge = g.edges[MC, RADIUM, NSUBJ]
     assert edge["relation"] == NSUBJ
     assert edge["label"] == ""
+    assert edge["unit"] == ""  # untyped subspaces have no unit
     assert edge["count"] == 2
     assert edge["score_max"] == 0.8
     assert edge["score_mean"] == mean(0.8, 0.4)
@@ -176,6 +220,7 @@ def test_edge_statistics_are_exact() -> None:
             "target_start": 23,
             "target_end": 29,
             "score": 0.8,
+            "unit": "",
             "sentence": "Marie Curie discovered radium.",
         },
         {
@@ -186,6 +231,7 @@ def test_edge_statistics_are_exact() -> None:
             "target_start": 51,
             "target_end": 57,
             "score": 0.4,
+            "unit": "",
             "sentence": "Curie discovered radium.",
         },
     ]
@@ -397,6 +443,122 @@ def test_relation_labels_triples_and_summary() -> None:
         "mentions": 9,
         "evidence": 6,
     }
+
+
+# ── typed relations ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_typed_edges_are_keyed_by_the_relation_name_and_carry_the_unit() -> None:
+    kg = KnowledgeGraph()
+    kg.add_analysis(typed1())
+    g = kg.g
+    assert set(g[WON][NOBEL]) == {"obj", NSUBJ}  # typed and untyped side by side
+    edge = g.edges[WON, NOBEL, "obj"]
+    # The label of a typed relation is its name, with no relation_labels entry; untyped: "" as before.
+    assert (edge["relation"], edge["label"], edge["unit"]) == ("obj", "obj", U_OBJ)
+    assert (g.edges[WON, NOBEL, NSUBJ]["label"], g.edges[WON, NOBEL, NSUBJ]["unit"]) == ("", "")
+    assert edge["evidence"] == [
+        {
+            "document": "t1",
+            "sentence_index": 0,
+            "source_start": 12,
+            "source_end": 15,
+            "target_start": 16,
+            "target_end": 42,
+            "score": 0.93,
+            "unit": U_OBJ,
+            "sentence": "Marie Curie won the Nobel Prize in Physics.",
+        }
+    ]
+    # Direction: head -> dependent.
+    assert g.has_edge(WON, MC, "nsubj") and not g.has_edge(MC, WON, "nsubj")
+    assert g.nodes[SHE]["kind"] == "pronoun" and g.has_edge(SHARED, SHE, "nsubj")
+    assert list(kg.triples())[:3] == [
+        ("won", "nsubj", "Marie Curie", 0.97),
+        ("won", "obj", "the Nobel Prize in Physics", 0.93),
+        ("shared", "nsubj", "She", 0.88),
+    ]
+
+
+def test_the_unit_is_the_strongest_evidences_and_follows_replacements() -> None:
+    kg = KnowledgeGraph(max_evidence=0)  # the unit does not depend on the evidence kept
+    kg.add_analysis(typed1())
+    assert kg.g.edges[WON, MC, "nsubj"]["unit"] == U_NSUBJ
+    kg.add_analysis(typed2())
+    edge = dict(kg.g.edges[WON, MC, "nsubj"])
+    assert (edge["unit"], edge["count"], edge["score_max"], edge["evidence"]) == (U_NSUBJ_B, 2, 0.99, [])
+    kg.remove_document("t2")
+    assert kg.g.edges[WON, MC, "nsubj"]["unit"] == U_NSUBJ
+    # Whatever the order, the same edge.
+    other = KnowledgeGraph(max_evidence=0)
+    other.add_analysis(typed2())
+    other.add_analysis(typed1())
+    assert other.g.edges[WON, MC, "nsubj"] == edge
+
+
+def test_a_tie_between_units_in_one_sentence_goes_to_the_smallest_unit_whatever_the_order() -> None:
+    a = typed2()
+    rel = a.relations[0]
+    for units in ([U_NSUBJ_B, U_NSUBJ], [U_NSUBJ, U_NSUBJ_B]):
+        a.relations = [SpanRelation(rel.source, rel.target, "nsubj", 0.5, 0, unit) for unit in units]
+        kg = KnowledgeGraph()
+        kg.add_analysis(a)
+        edge = kg.g.edges[WON, MC, "nsubj"]
+        assert (edge["count"], edge["unit"], [e["unit"] for e in edge["evidence"]]) == (1, U_NSUBJ, [U_NSUBJ])
+
+
+def test_typed_labels_triples_and_relabelling() -> None:
+    kg = KnowledgeGraph(relation_labels={NSUBJ: "amod (0.81)"})
+    kg.add_analysis(typed1())
+    assert kg.g.edges[WON, NOBEL, NSUBJ]["label"] == "amod (0.81)"
+    # A human label for a typed relation is its label; without one (or an empty one) the name.
+    kg.set_relation_labels({"obj": "object"})
+    assert kg.g.edges[WON, NOBEL, "obj"]["label"] == "object"
+    kg.set_relation_labels({"obj": ""})
+    assert kg.g.edges[WON, NOBEL, "obj"]["label"] == "obj"
+    kg.set_relation_labels({"obj": "object"})
+    triples = list(kg.triples())
+    # triples() names typed relations by their relation name, untyped ones by their label.
+    assert ("won", "obj", "the Nobel Prize in Physics", 0.93) in triples
+    assert ("won", "amod (0.81)", "the Nobel Prize in Physics", 0.4) in triples
+    assert kg.summary()["relation_types"] == 3
+
+
+def test_typed_graph_round_trips_exactly_through_node_link_and_graphml(tmp_path: Path) -> None:
+    kg = KnowledgeGraph(max_evidence=1)
+    kg.add_analysis(typed1())
+    kg.add_analysis(typed2())
+    original = export_bytes(kg, tmp_path, "kg")
+    data = json.loads(original)
+    units = {e["unit"] for c in data["qkgraph_provenance"]["contributions"] for e in c["evidence"]}
+    assert units == {U_NSUBJ, U_NSUBJ_B, U_OBJ, ""}
+    for loaded in (
+        KnowledgeGraph.from_node_link(tmp_path / "kg.json"),
+        KnowledgeGraph.from_graphml(kg.to_graphml(tmp_path / "kg.graphml", include_provenance=True)),
+    ):
+        assert export_bytes(loaded, tmp_path, "loaded") == original
+        assert loaded.g.edges[WON, MC, "nsubj"]["unit"] == U_NSUBJ_B
+        # Still exact after a removal: the unit falls back to the remaining evidence's.
+        loaded.remove_document("t2")
+        assert loaded.g.edges[WON, MC, "nsubj"]["unit"] == U_NSUBJ
+        assert loaded.g.edges[WON, MC, "nsubj"]["evidence"][0]["unit"] == U_NSUBJ
+    lean = KnowledgeGraph.from_graphml(kg.to_graphml(tmp_path / "lean.graphml"))
+    for u, v, k, attrs in kg.g.edges(keys=True, data=True):
+        assert lean.g.edges[u, v, k] == attrs
+
+
+def test_format_1_provenance_without_units_still_loads(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    data = json.loads(export_bytes(kg, tmp_path, "kg"))
+    block = data["qkgraph_provenance"]
+    block["format"] = 1
+    for contribution in block["contributions"]:
+        for evidence in contribution["evidence"]:
+            del evidence["unit"]
+    (tmp_path / "old.json").write_text(json.dumps(data), encoding="utf-8")
+    assert export_bytes(KnowledgeGraph.from_node_link(tmp_path / "old.json"), tmp_path, "new") == export_bytes(
+        kg, tmp_path, "kg"
+    )
 
 
 # ── exports ──────────────────────────────────────────────────────────────────────────────────────

@@ -15,7 +15,7 @@ import pytest
 from chromium_cdp import CHROMIUM, CHROMIUM_FLAGS, DevToolsPipe
 
 from pipeline.graph import KnowledgeGraph
-from pipeline.graph.html import PALETTE, relation_caption, select_subgraph, write_html
+from pipeline.graph.html import KIND_COLOURS, PALETTE, relation_caption, select_subgraph, write_html
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 # (key, text, label, kind) of the small test graph; texts are what the page must show.
@@ -48,6 +48,32 @@ def small_graph() -> KnowledgeGraph:
     kg = KnowledgeGraph(relation_labels={"L2H8k12": "nsubj"})
     sentences = [(0, len(first)), (len(first) + 1, len(text))]
     kg.add_analysis(DocumentAnalysis(Document("curie.txt", text), sentences, spans, relations))
+    return kg
+
+
+def typed_graph() -> KnowledgeGraph:
+    """Typed relations (UD names, head -> dependent, with units), a pronoun, and one untyped relation."""
+    text = "Marie Curie won the prize. She shared it."
+    words = [
+        ("entity:PERSON:marie curie", "Marie Curie", "PERSON", "entity", 0),
+        ("word:win", "won", "", "word", 0),
+        ("noun_chunk:prize", "the prize", "", "noun_chunk", 0),
+        ("pronoun:typed.txt:she", "She", "", "pronoun", 1),
+        ("word:share", "shared", "", "word", 1),
+    ]
+    spans = []
+    for key, surface, label, kind, sent in words:
+        at = text.index(surface)
+        spans.append(Span(key, surface, label, kind, sent, at, at + len(surface)))  # type: ignore[arg-type]
+    relations = [
+        SpanRelation(1, 0, "nsubj", 0.97, 0, "qk:nsubj:L2A:H0c0-31"),
+        SpanRelation(1, 2, "obj", 0.9, 0, "qk:obj:L2A:H0c0-31+H1c1.8"),
+        SpanRelation(4, 3, "nsubj", 0.8, 1, "qk:nsubj:L2A:H0c0-31"),
+        SpanRelation(3, 4, "L2H8k12", 0.3, 1),
+    ]
+    # A human label for a typed relation does not change its caption; an untyped one's does.
+    kg = KnowledgeGraph(relation_labels={"obj": "object (0.91)", "L2H8k12": "amod (0.81)"})
+    kg.add_analysis(DocumentAnalysis(Document("typed.txt", text), [(0, 26), (27, len(text))], spans, relations))
     return kg
 
 
@@ -212,3 +238,36 @@ def test_relation_caption_is_the_readable_name() -> None:
     assert relation_caption("nmod:poss (0.77)", "L1H3k2") == "nmod:poss"
     assert relation_caption("nsubj", "L2H8k12") == "nsubj"
     assert relation_caption("", "L5H1k4") == "L5H1k4"
+    # Typed relations: the relation name itself, whatever the label.
+    assert relation_caption("obj", "obj") == "obj"
+    assert relation_caption("", "nmod:poss") == "nmod:poss"
+    assert relation_caption("object (0.91)", "obj") == "obj"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_typed_relations_show_their_name_and_pronouns_their_own_colour(tmp_path: Path) -> None:
+    path = write_html(typed_graph(), tmp_path / "typed.html")
+    data = data_block(path.read_text(encoding="utf-8"))
+    rels = {(r["from"], r["to"]): r for r in data["relationships"]}  # type: ignore[index, union-attr]
+    assert sorted(r["caption"] for r in rels.values()) == ["amod", "nsubj", "nsubj", "obj"]
+    obj = rels[("word:win", "noun_chunk:prize")]
+    assert (obj["caption"], obj["properties"]["unit"], obj["properties"]["label"]) == (
+        "obj",
+        "qk:obj:L2A:H0c0-31+H1c1.8",
+        "object (0.91)",
+    )
+    nodes = {n["id"]: n for n in data["nodes"]}  # type: ignore[index, union-attr]
+    pronoun = KIND_COLOURS["pronoun"]
+    assert nodes["pronoun:typed.txt:she"]["color"] == pronoun and pronoun.upper() not in PALETTE
+    assert all(n["color"] != pronoun for key, n in nodes.items() if not key.startswith("pronoun:"))
+    legend = {e["label"]: e["color"] for e in data["legend"]["nodes"]["entries"]}  # type: ignore[index, call-overload]
+    assert legend["pronoun"] == pronoun and len(set(legend.values())) == len(legend) == 4
+    # And the renderer really holds them.
+    result = chromium(path.as_uri(), "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r'<pre id="qkgraph-rendered"[^>]*>(.*?)</pre>', result.stdout, re.S)
+    assert match, result.stdout[-2000:]
+    rendered = json.loads(html.unescape(match.group(1)))
+    assert rendered["status"] == "rendered", rendered
+    assert sorted(r["caption"] for r in rendered["relationships"]) == ["amod", "nsubj", "nsubj", "obj"]
+    assert "She" in {n["caption"] for n in rendered["nodes"]}

@@ -22,17 +22,19 @@ from typing import Any
 import pytest
 from chromium_cdp import CHROMIUM, DevToolsPipe
 
-from pipeline.store import load_query
+from pipeline.store import RELATIONSHIP_TYPES, load_query
 from pipeline.store.dev_server import Neo4jDevServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "browser-test-password"
 QUERY = "relation_graph"
 #: Browser settings for a readable picture: draw only the relationships the query returns (not every
-#: EVIDENCE edge between the shown nodes too), caption spans by text and relations by label.
+#: EVIDENCE edge between the shown nodes too), caption spans by text and relations (RELATES and the
+#: typed relationship types, OBJ...) by label.
 SETUP = [
     ":config autoComplete: false",
-    ":style node.Span {caption: '{text}';} relationship.RELATES {caption: '{label}';}",
+    ":style node.Span {caption: '{text}';} "
+    + " ".join(f"relationship.{t} {{caption: '{{label}}';}}" for t in ["RELATES", *RELATIONSHIP_TYPES.values()]),
 ]
 
 

@@ -11,7 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_store import MARRIED, MC, NSUBJ, OTHER, PC, POLONIUM, RADIUM, build
+from test_store import (
+    MARRIED,
+    MC,
+    NOBEL,
+    NSUBJ,
+    OTHER,
+    PC,
+    POLONIUM,
+    PRIZE,
+    RADIUM,
+    SHARED,
+    U_NSUBJ,
+    U_OBJ,
+    U_POSS,
+    WON,
+    build,
+)
 
 from pipeline import store
 from pipeline.graph import KnowledgeGraph
@@ -20,6 +36,11 @@ PARIS = "entity:GPE:paris"
 SORBONNE = "entity:ORG:sorbonne"
 LOC = "L3H1k4"
 LABELS = {NSUBJ: "nsubj", LOC: "location"}
+HB = "entity:PERSON:henri becquerel"
+HE = "pronoun:d5:he"
+HIS = "pronoun:d5:his"
+U_NSUBJ_B = "qk:nsubj:L3A:H1c0-7"
+U_OBJ_B = "qk:obj:L3A:H2c0-3"
 
 
 def corpus() -> list:
@@ -64,6 +85,33 @@ def corpus() -> list:
             [(PC, "Pierre Curie", 0, 0), (MC, "Marie Curie", 0, 0), (PARIS, "Paris", 0, 0)],
             [(0, 2, LOC, 0.65)],
         ),
+        # Typed relations (head -> dependent, with units) and pronouns, apart from Marie Curie.
+        build(
+            "d5",
+            ["Henri Becquerel won the Nobel Prize in Physics.", "He shared his prize."],
+            [
+                (HB, "Henri Becquerel", 0, 0),
+                (WON, "won", 0, 0),
+                (NOBEL, "the Nobel Prize in Physics", 0, 0),
+                (HE, "He", 1, 0),
+                (SHARED, "shared", 1, 0),
+                (HIS, "his", 1, 0),
+                (PRIZE, "prize", 1, 0),
+            ],
+            [
+                (1, 0, "nsubj", 0.97, U_NSUBJ),
+                (1, 2, "obj", 0.93, U_OBJ),
+                (4, 3, "nsubj", 0.88, U_NSUBJ),
+                (4, 6, "obj", 0.71, U_OBJ),
+                (6, 5, "nmod:poss", 0.66, U_POSS),
+            ],
+        ),
+        build(
+            "d6",
+            ["Pierre Curie won the Nobel Prize in Physics too."],
+            [(PC, "Pierre Curie", 0, 0), (WON, "won", 0, 0), (NOBEL, "the Nobel Prize in Physics", 0, 0)],
+            [(1, 0, "nsubj", 0.9, U_NSUBJ_B), (1, 2, "obj", 0.8, U_OBJ_B)],
+        ),
     ]
 
 
@@ -75,8 +123,17 @@ def check_strongest_relations(run: Callable[..., list[dict[str, Any]]], kg: Know
         ("in", NSUBJ, "nsubj", "Pierre Curie", 0.7, 1),
     ]
     assert rows[1]["score_mean"] == pytest.approx(0.6) and rows[1]["documents"] == 2
+    assert {r["unit"] for r in rows} == {""}  # untyped subspaces have no unit
     # By key as well; every relation of the node (4 out, 2 in) when the limit allows.
     assert len(run(entity=MC, limit=100)) == kg.g.out_degree(MC) + kg.g.in_degree(MC) == 6
+    # A typed relation: head -> dependent, with its unit; the pronoun's only relation.
+    rows = run(entity="won", limit=3)
+    assert [(r["direction"], r["type"], r["label"], r["other"], r["unit"], r["count"]) for r in rows] == [
+        ("out", "nsubj", "nsubj", "Henri Becquerel", U_NSUBJ, 1),
+        ("out", "obj", "obj", "the Nobel Prize in Physics", U_OBJ, 2),
+        ("out", "nsubj", "nsubj", "Pierre Curie", U_NSUBJ_B, 1),
+    ]
+    assert [(r["direction"], r["type"], r["other"]) for r in run(entity=HE, limit=10)] == [("in", "nsubj", "shared")]
 
 
 def check_relation_graph(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
@@ -90,20 +147,30 @@ def check_relation_graph(run: Callable[..., list[dict[str, Any]]], kg: Knowledge
     first = rows[0]["p"]
     assert first[0]["key"] == MC and first[1] == "RELATES" and first[2]["key"] == PARIS
     assert len(run(entity=MC, limit=100)) == kg.g.out_degree(MC) + kg.g.in_degree(MC) == 6
-    # Without an entity: the whole graph, strongest first.
+    # Typed relations are drawn with their own relationship type.
+    rows = run(entity="the Nobel Prize in Physics", limit=5)
+    assert [(r["source"], r["type"], r["label"], r["target"]) for r in rows] == [
+        ("won", "obj", "obj", "the Nobel Prize in Physics")
+    ]
+    assert [rows[0]["p"][0]["key"], rows[0]["p"][1], rows[0]["p"][2]["key"]] == [WON, "OBJ", NOBEL]
+    # Without an entity: the whole graph (typed and untyped), strongest first.
     rows = run(entity=None, limit=100)
-    assert len(rows) == kg.g.number_of_edges() == 8
-    assert rows[0]["score_max"] == 0.95 and rows == sorted(rows, key=lambda r: -r["score_max"])
+    assert len(rows) == kg.g.number_of_edges() == 8 + 6
+    assert rows[0]["score_max"] == 0.97 and rows == sorted(rows, key=lambda r: -r["score_max"])
+    assert {r["p"][1] for r in rows} == {"RELATES", "NSUBJ", "OBJ", "NMOD_POSS"}
 
 
 def check_relation_types(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
     rows = run()
-    assert [(r["type"], r["label"], r["edges"], r["evidence"]) for r in rows] == [
-        (NSUBJ, "nsubj", 4, 5),
-        (OTHER, "", 2, 2),
-        (LOC, "location", 2, 2),
+    assert [(r["type"], r["relationship"], r["label"], r["edges"], r["evidence"]) for r in rows] == [
+        (NSUBJ, "RELATES", "nsubj", 4, 5),
+        ("nsubj", "NSUBJ", "", 3, 3),
+        ("obj", "OBJ", "", 2, 3),
+        (OTHER, "RELATES", "", 2, 2),
+        (LOC, "RELATES", "location", 2, 2),
+        ("nmod:poss", "NMOD_POSS", "", 1, 1),
     ]
-    assert rows[0]["score_max"] == 0.8 and rows[2]["score_max"] == 0.95
+    assert rows[0]["score_max"] == 0.8 and rows[4]["score_max"] == 0.95 and rows[1]["score_max"] == 0.97
 
 
 def check_paths_between(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
@@ -124,6 +191,11 @@ def check_paths_between(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeG
         (2, f"Marie Curie -[{OTHER}]-> radium"),
     ]
     assert [r["mean_score"] for r in rows] == [pytest.approx(0.65), pytest.approx(0.4)]
+    # Through typed relations, in either direction.
+    rows = run(source="Henri Becquerel", target="Pierre Curie", limit=5)
+    assert rows[0]["steps"] == ["won -[nsubj]-> Henri Becquerel", "won -[nsubj]-> Pierre Curie"]
+    # Only relations link spans: no shortcut through the document both are mentioned in.
+    assert run(source="he", target="Henri Becquerel", limit=5) == []
 
 
 def check_edge_provenance(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
@@ -141,6 +213,15 @@ def check_edge_provenance(run: Callable[..., list[dict[str, Any]]], kg: Knowledg
         (OTHER, "d1", 0.3),
     ]
     assert run(source="radium", target="Marie Curie", type=None) == []  # direction matters
+    assert {r["unit"] for r in rows} == {""}
+    # A typed relation: head -> dependent, each evidence sentence with its unit and offsets.
+    rows = run(source="won", target="the Nobel Prize in Physics", type="obj")
+    assert [(r["document"], r["sentence"], r["score"], r["unit"]) for r in rows] == [
+        ("d5", "Henri Becquerel won the Nobel Prize in Physics.", 0.93, U_OBJ),
+        ("d6", "Pierre Curie won the Nobel Prize in Physics too.", 0.8, U_OBJ_B),
+    ]
+    assert rows[0]["source_offsets"] == [16, 19] and rows[0]["target_offsets"] == [20, 46]
+    assert run(source="the Nobel Prize in Physics", target="won", type=None) == []
 
 
 def check_cooccurring_entities(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
@@ -153,30 +234,65 @@ def check_cooccurring_entities(run: Callable[..., list[dict[str, Any]]], kg: Kno
     assert len(run(min_documents=1, limit=10)) == 5
 
 
+def check_typed_relation(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(relation="obj", limit=25)
+    assert [(r["head"], r["relation"], r["dependent"], r["probability"], r["count"], r["unit"]) for r in rows] == [
+        ("won", "obj", "the Nobel Prize in Physics", 0.93, 2, U_OBJ),
+        ("shared", "obj", "prize", 0.71, 1, U_OBJ),
+    ]
+    assert rows[0]["mean_probability"] == kg.g.edges[WON, NOBEL, "obj"]["score_mean"]
+    # The path Browser draws: (head)-[:OBJ]->(dependent).
+    assert [rows[0]["p"][0]["key"], rows[0]["p"][1], rows[0]["p"][2]["key"]] == [WON, "OBJ", NOBEL]
+    assert [(r["head"], r["dependent"]) for r in run(relation="nmod:poss", limit=25)] == [("prize", "his")]
+    assert len(run(relation="nsubj", limit=2)) == 2
+    # Untyped ids and names outside the closed set find nothing (RELATES is never a typed relation).
+    for other in ("relates", NSUBJ, "foo", "obj) DETACH DELETE n //"):
+        assert run(relation=other, limit=25) == []
+
+
+def check_typed_relation_types(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run()
+    assert [(r["relation"], r["relationship"], r["edges"], r["evidence"], r["units"]) for r in rows] == [
+        ("nsubj", "NSUBJ", 3, 3, [U_NSUBJ, U_NSUBJ_B]),
+        ("obj", "OBJ", 2, 3, [U_OBJ]),
+        ("nmod:poss", "NMOD_POSS", 1, 1, [U_POSS]),
+    ]
+    assert [r["mean_probability"] for r in rows] == [
+        pytest.approx((0.97 + 0.88 + 0.9) / 3),
+        pytest.approx((0.93 + 0.8 + 0.71) / 3),
+        pytest.approx(0.66),
+    ]
+    assert [r["max_probability"] for r in rows] == [0.97, 0.93, 0.66]
+
+
 def check_graph_stats(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
     (row,) = run()
     summary = kg.summary()
-    assert row["documents"] == summary["documents"] == 4
-    assert row["spans"] == summary["nodes"] == 7
+    assert row["documents"] == summary["documents"] == 6
+    assert row["spans"] == summary["nodes"] == 7 + 7
     assert row["mentions"] == summary["mentions"]
-    assert row["relations"] == summary["edges"] == 8
-    assert row["relation_types"] == summary["relation_types"] == 3
-    assert row["evidence"] == summary["evidence"] == 9
-    assert (row["entities"], row["noun_chunks"], row["words"]) == (4, 2, 1)
+    assert row["relations"] == summary["edges"] == 8 + 6
+    assert (row["typed_relations"], row["untyped_relations"]) == (6, 8)
+    assert row["relation_types"] == summary["relation_types"] == 3 + 3
+    assert row["evidence"] == summary["evidence"] == 9 + 7
+    assert (row["entities"], row["noun_chunks"], row["words"], row["pronouns"]) == (5, 4, 3, 2)
     assert row["entity_labels"] == [
-        {"label": "PERSON", "spans": 2},
+        {"label": "PERSON", "spans": 3},
         {"label": "GPE", "spans": 1},
         {"label": "ORG", "spans": 1},
     ]
-    assert row["sentences"] == 7  # every sentence of the corpus cites some evidence
-    assert row["evidence_edges"] == 8 + 1  # MC->radium NSUBJ has evidence from two documents
-    assert row["mention_edges"] == 3 + 4 + 3 + 3
+    assert row["sentences"] == 7 + 3  # every sentence of the corpus cites some evidence
+    # MC->radium NSUBJ and won->Nobel Prize obj have evidence from two documents
+    assert row["evidence_edges"] == 8 + 1 + 6 + 1
+    assert row["mention_edges"] == 3 + 4 + 3 + 3 + 7 + 3
 
 
 CHECKS: dict[str, Callable[[Callable[..., list[dict[str, Any]]], KnowledgeGraph], None]] = {
     "strongest_relations": check_strongest_relations,
     "relation_graph": check_relation_graph,
     "relation_types": check_relation_types,
+    "typed_relation": check_typed_relation,
+    "typed_relation_types": check_typed_relation_types,
     "paths_between": check_paths_between,
     "edge_provenance": check_edge_provenance,
     "cooccurring_entities": check_cooccurring_entities,
@@ -207,7 +323,7 @@ def corpus_db(neo4j_driver, neo4j_settings):
 
     database = neo4j_settings.database
     clear_database(neo4j_driver, database)
-    assert store.upsert_analyses(neo4j_driver, database, corpus(), relation_labels=LABELS)["added"] == 4
+    assert store.upsert_analyses(neo4j_driver, database, corpus(), relation_labels=LABELS)["added"] == 6
     kg = KnowledgeGraph(relation_labels=LABELS)
     for a in corpus():
         kg.add_analysis(a)

@@ -4,13 +4,15 @@ whitelists and injection, and the NetworkX <-> Neo4j round trip (no mocks)."""
 from __future__ import annotations
 
 import random
+import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from pipeline import store
 from pipeline.graph import KnowledgeGraph
-from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
+from pipeline.types import DEPENDENCY_RELATIONS, Document, DocumentAnalysis, Span, SpanRelation
 
 MC = "entity:PERSON:marie curie"
 PC = "entity:PERSON:pierre curie"
@@ -20,21 +22,32 @@ MARRIED = "word:marry"
 NSUBJ = "L2H8k12"
 OTHER = "L0H1k3"
 
-_KINDS = {"entity": "entity", "noun_chunk": "noun_chunk", "word": "word"}
+_KINDS = {"entity": "entity", "noun_chunk": "noun_chunk", "word": "word", "pronoun": "pronoun"}
+
+# Typed relations: UD names, head -> dependent, each with the id of its unit.
+WON = "word:win"
+NOBEL = "noun_chunk:nobel prize in physics"
+SHARED = "word:share"
+PRIZE = "noun_chunk:prize"
+SHE = "pronoun:t1:she"
+HER = "pronoun:t1:her"
+U_NSUBJ = "qk:nsubj:L2A:H0c0-31"
+U_OBJ = "qk:obj:L2A:H0c0-31+H1c1.8"
+U_POSS = "qk:nmod:poss:L1A:H3c0-15"
 
 
 def build(
     doc_id: str,
     sentences: list[str],
     mentions: list[tuple[str, str, int, int]],
-    relations: list[tuple[int, int, str, float]],
+    relations: list[tuple[int, int, str, float]] | list[tuple[int, int, str, float, str]],
     settings: dict[str, str | int | float] | None = None,
     source: str = "",
 ) -> DocumentAnalysis:
     """A hand-made analysis.
 
     mentions: (node key, surface text, sentence index, occurrence of the text in that sentence);
-    relations: (source mention, target mention, relation id, score), sentence = the source's.
+    relations: (source mention, target mention, relation, score[, unit]), sentence = the source's.
     Label and kind come from the key ("entity:PERSON:..." -> entity, PERSON).
     """
     text = " ".join(sentences)
@@ -53,7 +66,7 @@ def build(
         kind = _KINDS[parts[0]]
         label = parts[1] if kind == "entity" else ""
         spans.append(Span(key, surface, label, kind, sent, at, at + len(surface)))  # type: ignore[arg-type]
-    rels = [SpanRelation(s, t, r, score, spans[s].sent_index) for s, t, r, score in relations]
+    rels = [SpanRelation(s, t, r, score, spans[s].sent_index, *unit) for s, t, r, score, *unit in relations]
     return DocumentAnalysis(
         Document(doc_id, text, source=source or f"{doc_id}.txt"),
         bounds,
@@ -97,6 +110,54 @@ def doc2_changed() -> DocumentAnalysis:
         [(PC, "Pierre Curie", 0, 0), (MC, "Marie Curie", 0, 0)],
         [(0, 1, NSUBJ, 0.9)],
         settings={"model": "test-model", "top_k": 16},
+    )
+
+
+def typed1() -> DocumentAnalysis:
+    """Typed relations (head -> dependent, with units), two pronouns, and one untyped relation."""
+    return build(
+        "t1",
+        ["Marie Curie won the Nobel Prize in Physics.", "She shared her prize."],
+        [
+            (MC, "Marie Curie", 0, 0),
+            (WON, "won", 0, 0),
+            (NOBEL, "the Nobel Prize in Physics", 0, 0),
+            (SHE, "She", 1, 0),
+            (SHARED, "shared", 1, 0),
+            (HER, "her", 1, 0),
+            (PRIZE, "prize", 1, 0),
+        ],
+        [
+            (1, 0, "nsubj", 0.97, U_NSUBJ),
+            (1, 2, "obj", 0.93, U_OBJ),
+            (4, 3, "nsubj", 0.88, U_NSUBJ),
+            (4, 6, "obj", 0.71, U_OBJ),
+            (6, 5, "nmod:poss", 0.66, U_POSS),
+            (1, 2, NSUBJ, 0.4),  # an untyped subspace on a typed pair: a RELATES beside the OBJ
+        ],
+        settings={"model": "test-model", "relation_types": "typed"},
+    )
+
+
+def typed1_changed() -> DocumentAnalysis:
+    """t1 again, changed: the second sentence (and with it both pronouns and the prize) is gone."""
+    return build(
+        "t1",
+        ["Marie Curie won the Nobel Prize in Physics."],
+        [(MC, "Marie Curie", 0, 0), (WON, "won", 0, 0), (NOBEL, "the Nobel Prize in Physics", 0, 0)],
+        [(1, 0, "nsubj", 0.95, U_NSUBJ), (1, 2, "obj", 0.9, U_OBJ)],
+        settings={"model": "test-model", "relation_types": "typed"},
+    )
+
+
+def typed2() -> DocumentAnalysis:
+    """Another document sharing the won -obj-> Nobel Prize triple."""
+    return build(
+        "t2",
+        ["Pierre Curie won the Nobel Prize in Physics too."],
+        [(PC, "Pierre Curie", 0, 0), (WON, "won", 0, 0), (NOBEL, "the Nobel Prize in Physics", 0, 0)],
+        [(1, 0, "nsubj", 0.9, U_NSUBJ), (1, 2, "obj", 0.8, U_OBJ)],
+        settings={"model": "test-model", "relation_types": "typed"},
     )
 
 
@@ -174,15 +235,24 @@ def assert_matches_kg(driver: Any, database: str, kg: KnowledgeGraph) -> None:
         assert {k: p[k] for k in ("text", "label", "kind", "mentions", "documents")} == {
             k: attrs[k] for k in ("text", "label", "kind", "mentions", "documents")
         }, key
-        expected_labels = {"Span"} | ({store.ENTITY_LABELS[attrs["label"]]} if attrs["kind"] == "entity" else set())
-        assert set(spans[key]["labels"]) == expected_labels
-    rels = {
-        (r["s"], r["o"], r["p"]["type"]): r["p"]
-        for r in q(driver, database, "MATCH (a)-[r:RELATES]->(b) RETURN a.key AS s, b.key AS o, properties(r) AS p")
-    }
+        extra = {
+            "entity": {store.ENTITY_LABELS.get(attrs["label"], "")} - {""},
+            "pronoun": {store.PRONOUN_LABEL},
+        }.get(attrs["kind"], set())
+        assert set(spans[key]["labels"]) == {"Span"} | extra
+    # Every aggregate edge: RELATES for subspace ids, the relation's own type (OBJ...) for typed ones.
+    rows = q(
+        driver,
+        database,
+        "MATCH (a:Span)-[r:!EVIDENCE]->(b:Span) RETURN a.key AS s, b.key AS o, type(r) AS rt, properties(r) AS p",
+    )
+    rels = {(r["s"], r["o"], r["p"]["type"]): r for r in rows}
+    assert len(rels) == len(rows)  # one aggregate edge per triple
     assert set(rels) == set(kg.g.edges(keys=True))
     for s, o, t, attrs in kg.g.edges(keys=True, data=True):
-        p = rels[(s, o, t)]
+        assert rels[(s, o, t)]["rt"] == store.relationship_type(t)
+        p = rels[(s, o, t)]["p"]
+        assert p["unit"] == attrs["unit"]
         assert p["count"] == attrs["count"]
         assert p["score_max"] == attrs["score_max"]
         # Both sides take the correctly rounded mean of an exact rational sum: bit-identical.
@@ -476,6 +546,231 @@ def test_relation_type_whitelist_rejects_the_rest(relation: str) -> None:
         store.check_relation_type(relation)
 
 
+# ── typed relations ──────────────────────────────────────────────────────────────────────────────
+
+
+def relationship_counts(driver: Any, database: str) -> dict[str, int]:
+    """{relationship type: how many} in the database."""
+    rows = q(driver, database, "MATCH ()-[r]->() RETURN type(r) AS t, count(r) AS n")
+    return {r["t"]: r["n"] for r in rows}
+
+
+def test_typed_relations_get_their_own_relationship_type_through_the_sink(db, neo4j_settings) -> None:
+    from pipeline.sinks import Neo4jSink
+
+    driver, database = db
+    sink = Neo4jSink(neo4j_settings)
+    sink.open()
+    try:
+        assert sink.write([typed1(), typed2()], {}) == ["added", "added"]
+        assert sink.held([typed1().document, typed2().document]) == {"t1", "t2"}
+    finally:
+        sink.abort()
+    kg = kg_of(typed1(), typed2())
+    counts_by_type = relationship_counts(driver, database)
+    assert {t: n for t, n in counts_by_type.items() if t not in ("MENTIONED_IN", "PART_OF", "EVIDENCE")} == {
+        "NSUBJ": 3,  # won -> Marie Curie, shared -> She (t1); won -> Pierre Curie (t2)
+        "OBJ": 2,  # won -> the Nobel Prize in Physics (t1, t2), shared -> prize
+        "NMOD_POSS": 1,  # prize -> her
+        "RELATES": 1,  # the untyped subspace on won -> the Nobel Prize in Physics
+    }
+    (obj,) = q(
+        driver,
+        database,
+        "MATCH (:Span {key: $h})-[r:OBJ]->(:Span {key: $d}) RETURN properties(r) AS p",
+        h=WON,
+        d=NOBEL,
+    )
+    edge = kg.g.edges[WON, NOBEL, "obj"]
+    assert obj["p"] == {
+        "type": "obj",
+        "label": "obj",  # the relation's name: no RelationType labels it
+        "unit": U_OBJ,
+        "count": 2,
+        "score_max": 0.93,
+        "score_mean": edge["score_mean"],
+        "documents": ["t1", "t2"],
+    }
+    (relates,) = q(driver, database, "MATCH (:Span {key: $h})-[r:RELATES]->() RETURN properties(r) AS p", h=WON)
+    assert (relates["p"]["type"], relates["p"]["label"], relates["p"]["unit"]) == (NSUBJ, "", "")
+    evidence = q(
+        driver,
+        database,
+        "MATCH (:Span {key: $h})-[e:EVIDENCE {type: 'obj'}]->(:Span {key: $d}) RETURN e.doc_id AS doc, e.unit AS unit, "
+        "e.units AS units, e.scores AS scores, e.source_starts AS ss, e.target_starts AS ts ORDER BY doc",
+        h=WON,
+        d=NOBEL,
+    )
+    assert evidence == [
+        {"doc": "t1", "unit": U_OBJ, "units": [U_OBJ], "scores": [0.93], "ss": [12], "ts": [16]},
+        {"doc": "t2", "unit": U_OBJ, "units": [U_OBJ], "scores": [0.8], "ss": [13], "ts": [17]},
+    ]
+    # What Neo4j Browser users type: the typed relation by its relationship type.
+    rows = q(
+        driver,
+        database,
+        "MATCH p = (h:Span)-[r:OBJ]->(d:Span) RETURN h.text AS h, d.text AS d ORDER BY r.score_max DESC LIMIT 25",
+    )
+    assert rows == [{"h": "won", "d": "the Nobel Prize in Physics"}, {"h": "shared", "d": "prize"}]
+    # Pronouns: one node per pronoun per document, labelled :Pronoun.
+    pronouns = q(driver, database, "MATCH (s:Pronoun) RETURN s.key AS key, s.kind AS kind, labels(s) AS labels")
+    assert sorted((r["key"], r["kind"], sorted(r["labels"])) for r in pronouns) == [
+        (HER, "pronoun", ["Pronoun", "Span"]),
+        (SHE, "pronoun", ["Pronoun", "Span"]),
+    ]
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+
+
+def test_replacing_and_deleting_documents_removes_typed_relationships_exactly(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [typed1(), typed2()])
+    assert store.upsert_document(driver, database, typed1_changed()) == "replaced"
+    # What only the old t1 said is gone: the second sentence's spans and edges, and the untyped edge.
+    types = relationship_counts(driver, database)
+    assert (types.get("NSUBJ"), types.get("OBJ"), types.get("NMOD_POSS"), types.get("RELATES")) == (2, 1, None, None)
+    assert q(driver, database, "MATCH (s:Pronoun) RETURN s") == []
+    assert q(driver, database, "MATCH (s:Span) WHERE s.key IN $k RETURN s", k=[SHARED, PRIZE, SHE, HER]) == []
+    obj = q(driver, database, "MATCH ()-[r:OBJ]->() RETURN r.count AS c, r.score_max AS mx, r.documents AS d")
+    assert obj == [{"c": 2, "mx": 0.9, "d": ["t1", "t2"]}]
+    assert_matches_kg(driver, database, kg_of(typed1(), typed2(), typed1_changed()))
+    # The database is the one a fresh ingest of the current documents gives (history aside).
+    replaced = dump(driver, database, element_ids=False, skip=HISTORY)
+    store.clear_database(driver, database)
+    store.upsert_analyses(driver, database, [typed2(), typed1_changed()])
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == replaced
+
+    assert store.delete_document(driver, database, "t2") is True
+    obj = q(driver, database, "MATCH ()-[r:OBJ]->() RETURN r.count AS c, r.score_max AS mx, r.documents AS d")
+    assert obj == [{"c": 1, "mx": 0.9, "d": ["t1"]}]
+    deleted = dump(driver, database, element_ids=False, skip=HISTORY)
+    store.clear_database(driver, database)
+    store.upsert_document(driver, database, typed1_changed())
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == deleted
+    assert store.delete_document(driver, database, "t1") is True
+    assert counts(driver, database) == (0, 0)
+
+
+def test_typed_relation_labels_and_the_graph_round_trip(db) -> None:
+    driver, database = db
+    labels = {"obj": "object", NSUBJ: "amod (0.81)"}
+    store.upsert_analyses(driver, database, [typed1()], relation_labels=labels)
+    assert q(driver, database, "MATCH (t:RelationType) RETURN t.id AS id, t.label AS l ORDER BY id") == [
+        {"id": NSUBJ, "l": "amod (0.81)"},
+        {"id": "obj", "l": "object"},
+    ]
+    assert {r["l"] for r in q(driver, database, "MATCH ()-[r:OBJ]->() RETURN r.label AS l")} == {"object"}
+    assert_matches_kg(driver, database, kg_of(typed1(), relation_labels=labels))
+    # An empty label: the typed relation's edges fall back to its name, as in KnowledgeGraph.
+    store.set_relation_labels(driver, database, {"obj": "", "nsubj": "subject"})
+    labels = {**labels, "obj": "", "nsubj": "subject"}
+    assert {r["l"] for r in q(driver, database, "MATCH ()-[r:OBJ]->() RETURN r.label AS l")} == {"obj"}
+    assert_matches_kg(driver, database, kg_of(typed1(), relation_labels=labels))
+    assert store.read_relation_labels(driver, database) == labels
+    # NetworkX -> Neo4j -> NetworkX with typed relations, units and pronouns.
+    store.clear_database(driver, database)
+    kg = kg_of(typed1(), typed2(), relation_labels=labels)
+    kg.add_analysis(typed1_changed())
+    assert store.upsert_graph(driver, database, kg) == {"added": 2, "unchanged": 0, "replaced": 0}
+    assert_matches_kg(driver, database, kg)
+    back = store.read_graph(driver, database)
+    assert_same_kg(kg, back)
+    assert back.g.edges[WON, NOBEL, "obj"]["evidence"][0]["unit"] == U_OBJ
+
+
+BAD_RELATIONS = ["obj) DETACH DELETE n //", "foo", "NSUBJ", "Obj", "nsubj:pass", "obj ", "RELATES", "OBJ]->() //"]
+
+
+def test_a_relation_outside_the_whitelist_is_refused_before_anything_is_written(db) -> None:
+    driver, database = db
+    store.upsert_document(driver, database, typed1())
+    before = dump(driver, database)
+    for bad in BAD_RELATIONS:
+        analysis = typed2()
+        analysis.relations.append(SpanRelation(1, 2, bad, 0.5, 0, U_OBJ))
+        message = re.escape(f"relation type {bad!r} is not allowed")
+        with pytest.raises(ValueError, match=message):
+            store.upsert_document(driver, database, analysis)
+        (result,) = store.upsert_batch(driver, database, [analysis])
+        assert isinstance(result, ValueError) and re.search(message, str(result))
+        with pytest.raises(ValueError, match=message):
+            store.set_relation_labels(driver, database, {bad: "x"})
+        with pytest.raises(ValueError, match=message):
+            store.relationship_type(bad)
+    no_unit = typed2()
+    no_unit.relations[0] = replace(no_unit.relations[0], unit=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="relation 0 has unit None"):
+        store.upsert_document(driver, database, no_unit)
+    assert dump(driver, database) == before
+
+
+@pytest.mark.parametrize(
+    ("relation", "expected"),
+    [
+        ("nsubj", "NSUBJ"),
+        ("obj", "OBJ"),
+        ("nmod:poss", "NMOD_POSS"),
+        ("aux:pass", "AUX_PASS"),
+        ("compound:prt", "COMPOUND_PRT"),
+        ("acl:relcl", "ACL_RELCL"),
+        ("L2H8k12", "RELATES"),
+        ("L0H3c1-4", "RELATES"),
+    ],
+)
+def test_relationship_type_of_each_relation(relation: str, expected: str) -> None:
+    assert store.relationship_type(relation) == expected
+    assert store.check_relation_type(relation) == relation
+
+
+def test_relationship_types_cover_the_closed_set_and_clash_with_nothing() -> None:
+    types = store.RELATIONSHIP_TYPES
+    assert list(types) == list(DEPENDENCY_RELATIONS)
+    assert len(set(types.values())) == len(types)
+    assert all(re.fullmatch(r"[A-Z][A-Z_]*", t) for t in types.values())
+    assert not set(types.values()) & {"RELATES", "EVIDENCE", "MENTIONED_IN", "PART_OF"}
+
+
+def test_evidence_stored_before_units_existed_still_reads_and_recomputes(db) -> None:
+    driver, database = db
+    store.upsert_document(driver, database, doc1())
+    q(driver, database, "MATCH ()-[e:EVIDENCE]->() REMOVE e.unit, e.units")
+    assert_same_kg(kg_of(doc1()), store.read_graph(driver, database))
+    store.upsert_document(driver, database, doc2())  # shares MC -> radium: recomputed from the old rows
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2()))
+
+
+def test_random_typed_and_untyped_batches_match_the_knowledge_graph(db) -> None:
+    """upsert_batch on random mixed corpora (typed relations with units, subspace ids, pronouns) with
+    replacements and deletions: the store equals the KnowledgeGraph."""
+    driver, database = db
+    rng = random.Random(31)
+    vocab = ["Marie", "Pierre", "she", "he", "radium", "study", "lab", "prize", "won"]
+    types = ["nsubj", "obj", "nmod:poss", "acl:relcl", "L2H8k12"]
+    units = ["qk:a", "qk:b", "qk:c"]
+    kg = KnowledgeGraph()
+    ids = [f"m{i}" for i in range(6)]
+    for step in range(20):
+        batch = []
+        for _ in range(rng.randint(1, 5)):
+            analysis = _random_analysis(rng, rng.choice(ids), vocab, types)
+            analysis.relations = [
+                replace(r, unit=rng.choice(units)) if r.relation in DEPENDENCY_RELATIONS else r
+                for r in analysis.relations
+            ]
+            batch.append(analysis)
+        expected = [kg.add_analysis(a) for a in batch]
+        results = store.upsert_batch(
+            driver, database, batch, batch_size=rng.choice([1, 4, 1000]), max_documents=rng.choice([1, 2, 500])
+        )
+        assert results == expected, step
+        if step % 7 == 6 and kg.documents:
+            victim = sorted(kg.documents)[rng.randrange(len(kg.documents))]
+            kg.remove_document(victim)
+            assert store.delete_document(driver, database, victim)
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+
+
 # ── atomicity ────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -572,6 +867,8 @@ def _random_analysis(rng: random.Random, doc_id: str, vocab: list[str], types: l
         for word in sentences[s][:-1].split(" "):
             if word.lower() in {"marie", "pierre", "paris", "nobel"}:
                 key, label, kind = f"entity:PERSON:{word.lower()}", "PERSON", "entity"
+            elif word.lower() in {"she", "he"}:  # one pronoun node per pronoun per document
+                key, label, kind = f"pronoun:{doc_id}:{word.lower()}", "", "pronoun"
             else:
                 key, label, kind = f"word:{word}", "", "word"
             spans.append(Span(key, word, label, kind, s, at, at + len(word)))  # type: ignore[arg-type]

@@ -11,9 +11,11 @@ What this module adds on top:
 
 * only the ``max_nodes`` strongest nodes (by mentions + degree) and the ``max_edges`` strongest
   relations among them are drawn, so huge graphs still open; a footer says how much is shown;
-* node caption = text, colour by entity label (or span kind for non-entities), radius by mentions;
-  relation caption = the relation's name (its label without the evaluation's accuracy suffix, or the
-  relation id when unlabelled), width by score; the scores stay in the relation's properties;
+* node caption = text, colour by entity label (or span kind for non-entities; pronouns always in
+  their own colour, ``KIND_COLOURS``), radius by mentions, a legend entry per colour;
+  relation caption = the relation's name: a typed relation's UD name (``nsubj``, ``obj``); for an
+  untyped subspace its label without the evaluation's accuracy suffix, or the subspace id when
+  unlabelled; width by score; the scores and the unit stay in the relation's properties;
 * the layout selector is hidden: the alternative layouts run in SharedWorker scripts that
   neo4j-viz loads from separate files, which a standalone page does not have;
 * a small script that, once NVL has laid the graph out, copies what the renderer actually holds
@@ -37,6 +39,7 @@ from neo4j_viz import Node, Relationship, VisualizationGraph
 
 from pipeline.graph.atomic import atomic_write_text
 from pipeline.graph.knowledge_graph import KnowledgeGraph
+from pipeline.graph.provenance import is_typed_relation
 
 #: Colour-blind friendly palette (Okabe-Ito, then Tableau-ish extras); categories get colours in order.
 PALETTE: tuple[str, ...] = (
@@ -53,6 +56,8 @@ PALETTE: tuple[str, ...] = (
     "#BCBD22",
     "#9467BD",
 )
+#: Span kinds with a colour of their own whatever the graph (not in PALETTE, so no other category shares it).
+KIND_COLOURS: dict[str, str] = {"pronoun": "#882255"}
 #: Node radius range in pixels (scaled by sqrt of mentions, so area tracks mentions).
 RADIUS_MIN, RADIUS_MAX = 12.0, 40.0
 
@@ -160,7 +165,12 @@ def write_html(
         counts[cat] = counts.get(cat, 0) + 1
     categories = sorted(counts, key=lambda c: (-counts[c], c))
     # Any values: set_legend takes a dict of neo4j-viz colour types, and dict is invariant in them.
-    colours: dict[str, Any] = {cat: PALETTE[i % len(PALETTE)] for i, cat in enumerate(categories)}
+    colours: dict[str, Any] = {}
+    rotating = 0
+    for cat in categories:
+        fixed = KIND_COLOURS.get(cat)
+        colours[cat] = fixed if fixed is not None else PALETTE[rotating % len(PALETTE)]
+        rotating += fixed is None
 
     max_mentions = max((int(g.nodes[n].get("mentions", 1)) for n in node_ids), default=1) or 1
     viz_nodes = []
@@ -205,6 +215,7 @@ def write_html(
                     "properties": {
                         "relation": k,
                         "label": str(data.get("label", "")),
+                        "unit": str(data.get("unit", "")),
                         "score_max": score,
                         "score_mean": float(data.get("score_mean", 0.0)),
                         "count": int(data.get("count", 0)),
@@ -233,7 +244,10 @@ _ACCURACY_SUFFIX_RE = re.compile(r"\s*\(\d*\.?\d+\)$")
 
 
 def relation_caption(label: str, relation: str) -> str:
-    """A relation's readable name: ``"compound (0.81)"`` -> ``"compound"``; the relation id if unlabelled."""
+    """A relation's readable name: a typed relation's own (``"obj"``); for an untyped subspace its label
+    without the accuracy suffix (``"compound (0.81)"`` -> ``"compound"``), or the subspace id if unlabelled."""
+    if is_typed_relation(relation):
+        return relation  # the graph means what it says: the relation, whatever label a human gave it
     # Labels from the evaluation carry their held-out accuracy in parentheses; a caption beside an
     # edge whose width already shows the score reads better as the bare name.
     name = _ACCURACY_SUFFIX_RE.sub("", label).strip()

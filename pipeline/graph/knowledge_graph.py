@@ -1,9 +1,11 @@
-"""The knowledge graph: span nodes, typed attention relations between them, and where each came from.
+"""The knowledge graph: span nodes, the relations between them, and where each came from.
 
 Design
 ------
 ``KnowledgeGraph.g`` is a ``networkx.MultiDiGraph``. Node ids are ``Span.key``; an edge is
-``(source key, target key, key=relation type id)``. Keying parallel edges by relation type means
+``(source key, target key, key=relation)``, where the relation is a typed relation's UD name
+(``nsubj``, ``obj``, ``nmod:poss``: source = the head's span, target = the dependent's) or, for
+untyped subspaces, the subspace id (``L2H8k12``). Keying parallel edges by relation means
 there is exactly one edge per (source, relation, target) triple: when more evidence for the same
 triple arrives (another sentence, another document) its statistics (count, mean, max, provenance)
 aggregate on that edge instead of adding a duplicate edge, and ``g.edges(keys=True)`` yields the
@@ -35,8 +37,10 @@ Implemented once, in ``pipeline.graph.provenance``, and shared with the Neo4j st
   seen first, documents taken in ingest order (a replaced document counts as ingested anew) and
   mentions in ``DocumentAnalysis.spans`` order.
 * Edge ``evidence`` keeps the ``max_evidence`` best items (highest score; ties by document id,
-  then source and target offsets, then sentence index); ``count``, ``score_mean`` and
-  ``score_max`` use all evidence.
+  then source and target offsets, then sentence index, then unit); ``count``, ``score_mean`` and
+  ``score_max`` use all evidence; ``unit`` is the unit of the best item of all.
+* Edge ``label``: the relation's human label if ``relation_labels`` has one, else the relation name
+  for a typed relation, else "".
 
 Exports are canonical (nodes sorted by key, edges by (source, target, relation), JSON with sorted
 keys), so the same contributions always give byte-identical files, and atomic (a temporary file
@@ -69,6 +73,8 @@ from pipeline.graph.provenance import (
     contribution_from_analysis,
     decode_attribute,
     encode_attribute,
+    is_typed_relation,
+    relation_label,
 )
 from pipeline.types import DocumentAnalysis
 
@@ -88,9 +94,10 @@ class KnowledgeGraph:
     """A MultiDiGraph of span nodes and typed relation edges, with per-document provenance.
 
     Attributes:
-        g: the graph. Node id = ``Span.key``; edge = (source key, target key, key=relation id).
+        g: the graph. Node id = ``Span.key``; edge = (source key, target key, key=relation: a UD
+            name for typed relations, a subspace id for untyped ones).
             Graph attributes: ``documents`` {doc id: content hash}, ``relation_labels``
-            {relation id: label}, ``settings`` (extractor settings of the last ingest),
+            {relation: label}, ``settings`` (extractor settings of the last ingest),
             ``max_evidence``.
         max_evidence: evidence items kept per edge (the best ones; statistics use all).
     """
@@ -172,11 +179,11 @@ class KnowledgeGraph:
         return True
 
     def set_relation_labels(self, labels: dict[str, str]) -> None:
-        """Merge human labels for relation ids (e.g. {"L2H8k12": "amod"}) and relabel the edges."""
+        """Merge human labels for relations (e.g. {"L2H8k12": "amod"}) and relabel the edges."""
         merged = {**self.g.graph["relation_labels"], **labels}
         self.g.graph["relation_labels"] = dict(sorted(merged.items()))
         for _, _, key, data in self.g.edges(keys=True, data=True):
-            data["label"] = merged.get(key, "")
+            data["label"] = relation_label(key, merged)
 
     # ── aggregation ──────────────────────────────────────────────────────────────────────────────
 
@@ -245,7 +252,8 @@ class KnowledgeGraph:
         agg = self._edges[edge_id]
         attrs = {
             "relation": relation,
-            "label": self.g.graph["relation_labels"].get(relation, ""),
+            "label": relation_label(relation, self.g.graph["relation_labels"]),
+            "unit": agg.unit,
             "score_max": agg.score_max,
             # Exact sum / count, correctly rounded: the mean does not depend on summation order.
             "score_mean": agg.score_mean,
@@ -269,6 +277,7 @@ class KnowledgeGraph:
             "target_start": ev.target_start,
             "target_end": ev.target_end,
             "score": ev.score,
+            "unit": ev.unit,
             "sentence": self._contrib[ev.document].sentences[ev.sentence_index],
         }
 
@@ -289,9 +298,10 @@ class KnowledgeGraph:
         }
 
     def triples(self) -> Iterator[tuple[str, str, str, float]]:
-        """(source text, relation label or id, target text, score_max), strongest first.
+        """(source text, relation, target text, score_max), strongest first.
 
-        Ties are broken by the node keys and relation id, so the order is deterministic.
+        The relation is a typed relation's name (``nsubj``), an untyped one's label, or its subspace id
+        when unlabelled. Ties are broken by the node keys and relation, so the order is deterministic.
         """
         rows = []
         for source, target, key, data in self.g.edges(keys=True, data=True):
@@ -303,7 +313,7 @@ class KnowledgeGraph:
                     key,
                     (
                         str(self.g.nodes[source].get("text", source)),
-                        str(data.get("label") or key),
+                        key if is_typed_relation(key) else str(data.get("label") or key),
                         str(self.g.nodes[target].get("text", target)),
                         float(data["score_max"]),
                     ),

@@ -13,13 +13,21 @@ from contributions with the rules below, so they agree bit for bit:
 * ``Tally``: most frequent value; ties go to the value seen first.
 * ``NodeAggregate`` / ``EdgeAggregate``: node and edge attributes from any set of contributions.
 
+* ``relation_label``: an edge's label: the human label if one is known, else the relation's own
+  name for a typed relation (a UD name from ``DEPENDENCY_RELATIONS``), else "".
+
+Relations are typed (``relation`` a UD name such as ``nsubj``, ``unit`` the typed unit behind the
+evidence) or untyped subspaces (``relation`` a subspace id such as ``L2H8k12``, ``unit`` "").
+
 JSON layout (``Provenance.to_json``, stored under ``PROVENANCE_KEY`` in exports)::
 
-    {"format": 1, "contributions": [{"document", "content_hash", "settings",
+    {"format": 2, "contributions": [{"document", "content_hash", "settings",
       "nodes": [{"node", "mentions", "texts": [[value, count], ...], "labels": ..., "kinds": ...}],
       "evidence": [{"source", "target", "relation", "sentence_index", "source_start", "source_end",
-                    "target_start", "target_end", "score"}],
+                    "target_start", "target_end", "score", "unit"}],
       "sentences": [[index, text], ...]}]}
+
+Format 1 (before typed relations) is the same without ``unit``; it is still read (``unit`` "").
 """
 
 from __future__ import annotations
@@ -30,14 +38,30 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.types import DocumentAnalysis
+from pipeline.types import DEPENDENCY_RELATIONS, DocumentAnalysis
 
 #: Version of the provenance block written into exports; bump when its layout changes.
-PROVENANCE_FORMAT = 1
+PROVENANCE_FORMAT = 2
+#: Formats ``Provenance.from_json`` reads (1: evidence without ``unit``).
+READABLE_PROVENANCE_FORMATS = frozenset({1, 2})
 #: Name of the top-level node-link key and of the GraphML graph attribute holding provenance.
 PROVENANCE_KEY = "qkgraph_provenance"
 
-EdgeId = tuple[str, str, str]  # (source node key, target node key, relation id)
+EdgeId = tuple[str, str, str]  # (source node key, target node key, relation name or subspace id)
+
+#: The relation names of typed relations (``pipeline.types.DEPENDENCY_RELATIONS``).
+TYPED_RELATIONS = frozenset(DEPENDENCY_RELATIONS)
+
+
+def is_typed_relation(relation: str) -> bool:
+    """True for a typed relation (a UD name such as ``nsubj``), False for a subspace id (``L2H8k12``)."""
+    return relation in TYPED_RELATIONS
+
+
+def relation_label(relation: str, labels: Mapping[str, str]) -> str:
+    """An edge's label: ``labels[relation]`` if non-empty, else the name of a typed relation, else ""."""
+    return labels.get(relation) or (relation if relation in TYPED_RELATIONS else "")
+
 
 # ── exact arithmetic and tie-breaks ──────────────────────────────────────────────────────────────
 
@@ -127,9 +151,10 @@ class Evidence:
     target_start: int
     target_end: int
     score: float
+    unit: str = ""  # the typed unit behind it ("" for untyped subspaces)
 
-    def sort_key(self) -> tuple[float, str, int, int, int, int, int]:
-        """Best first: highest score, then document id, offsets, sentence (a total order)."""
+    def sort_key(self) -> tuple[float, str, int, int, int, int, int, str]:
+        """Best first: highest score, then document id, offsets, sentence, unit (a total order)."""
         return (
             -self.score,
             self.document,
@@ -138,6 +163,7 @@ class Evidence:
             self.target_start,
             self.target_end,
             self.sentence_index,
+            self.unit,
         )
 
 
@@ -195,6 +221,7 @@ class DocumentContribution:
                     "target_start": ev.target_start,
                     "target_end": ev.target_end,
                     "score": ev.score,
+                    "unit": ev.unit,
                 }
                 for (source, target, relation), items in self.edges.items()
                 for ev in items
@@ -204,7 +231,7 @@ class DocumentContribution:
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any], seq: int = 0) -> DocumentContribution:
-        """Parse ``to_json`` data (evidence in any order; it is sorted here)."""
+        """Parse ``to_json`` data (evidence in any order; it is sorted here; no ``unit``: "")."""
         nodes = {
             str(n["node"]): NodeContribution(
                 mentions=int(n["mentions"]),
@@ -226,6 +253,7 @@ class DocumentContribution:
                     target_start=int(e["target_start"]),
                     target_end=int(e["target_end"]),
                     score=float(e["score"]),
+                    unit=str(e.get("unit", "")),
                 )
             )
         return cls(
@@ -251,8 +279,8 @@ class Provenance:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Provenance:
-        """Parse ``to_json`` data; ValueError for another format version."""
-        if data.get("format") != PROVENANCE_FORMAT:
+        """Parse ``to_json`` data (format 2, or 1 without units); ValueError for another format version."""
+        if data.get("format") not in READABLE_PROVENANCE_FORMATS:
             raise ValueError(f"unsupported {PROVENANCE_KEY} format {data.get('format')!r}")
         return cls([DocumentContribution.from_json(item, seq) for seq, item in enumerate(data["contributions"])])
 
@@ -296,6 +324,7 @@ def contribution_from_analysis(analysis: DocumentAnalysis) -> DocumentContributi
             target_start=tgt.start_char,
             target_end=tgt.end_char,
             score=score,
+            unit=rel.unit,
         )
         dedupe_key = (src.key, tgt.key, rel.relation, rel.sent_index)
         kept = best.get(dedupe_key)
@@ -358,6 +387,7 @@ class EdgeAggregate:
     score_max: float = -math.inf
     top: list[Evidence] = field(default_factory=list)  # the best max_evidence items, best first
     documents: set[str] = field(default_factory=set)
+    best: Evidence | None = None  # the best item of all (kept even when max_evidence is 0)
 
     def add_scores(self, document: str, scores: Iterable[float]) -> None:
         """Add one document's scores for this edge (statistics only, no evidence items)."""
@@ -367,9 +397,16 @@ class EdgeAggregate:
         self.score_max = max([self.score_max, *values])
         self.documents.add(document)
 
+    def add_best(self, evidence: Evidence) -> None:
+        """Offer one evidence item (a document's best) as the edge's best of all."""
+        if self.best is None or evidence.sort_key() < self.best.sort_key():
+            self.best = evidence
+
     def add(self, document: str, evidence: Sequence[Evidence], max_evidence: int) -> None:
         """Add one document's evidence list (sorted best first) and keep the overall best items."""
         self.add_scores(document, (ev.score for ev in evidence))
+        if evidence:
+            self.add_best(evidence[0])
         # Lists are sorted best first, so each document can only offer its own best max_evidence.
         merged = self.top + list(evidence[:max_evidence])
         merged.sort(key=Evidence.sort_key)
@@ -379,3 +416,8 @@ class EdgeAggregate:
     def score_mean(self) -> float:
         """The correctly rounded mean of all scores added."""
         return exact_mean(self.score_sum, self.count)
+
+    @property
+    def unit(self) -> str:
+        """The unit of the best evidence item ("" for untyped subspaces, or when none was offered)."""
+        return self.best.unit if self.best is not None else ""

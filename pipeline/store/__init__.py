@@ -4,7 +4,7 @@ Modules, in the order a write flows through them:
 
 * ``settings`` - ``Neo4jSettings`` (URI, user, password, database; from the environment);
 * ``connection`` - ``connect`` (fails fast with one line), ``server_info``, ``clear_database``;
-* ``schema`` - constraints and indexes, and the whitelists every label and relation type passes;
+* ``schema`` - constraints and indexes, and the whitelists every label, relation and relationship type passes;
 * ``rows`` - an analysis or a graph's contribution, validated and shaped into statement rows;
 * ``upsert`` - many documents per transaction: ``upsert_batch`` (one result per analysis),
   ``upsert_analyses``, ``upsert_graph``, ``upsert_document``, ``delete_document``, ``set_relation_labels``;
@@ -20,10 +20,14 @@ from pipeline.store.named import QUERIES_DIR, load_query, query_names, run_named
 from pipeline.store.read import document_hashes, load_provenance, read_graph, read_provenance, read_relation_labels
 from pipeline.store.schema import (
     ENTITY_LABELS,
+    PRONOUN_LABEL,
+    RELATES,
     RELATION_TYPE_RE,
+    RELATIONSHIP_TYPES,
     check_entity_label,
     check_relation_type,
     ensure_schema,
+    relationship_type,
 )
 from pipeline.store.settings import Neo4jSettings
 from pipeline.store.upsert import (
@@ -45,7 +49,10 @@ __all__ = [
     "DEFAULT_MAX_DOCUMENTS",
     "DEFAULT_MAX_ROWS",
     "ENTITY_LABELS",
+    "PRONOUN_LABEL",
     "QUERIES_DIR",
+    "RELATES",
+    "RELATIONSHIP_TYPES",
     "RELATION_TYPE_RE",
     "BatchCallback",
     "Neo4jSettings",
@@ -63,6 +70,7 @@ __all__ = [
     "read_graph",
     "read_provenance",
     "read_relation_labels",
+    "relationship_type",
     "run_named_query",
     "server_info",
     "set_relation_labels",

@@ -1,8 +1,17 @@
 """Every Cypher statement of the store, as named constants (and nothing else).
 
 The saved queries for Neo4j Browser are the other Cypher of the project (``pipeline/store/cypher/``,
-run by ``pipeline.store.named``). Every value travels as a parameter; labels only ever come in as
-whitelisted parameters through Cypher's dynamic ``$(...)`` label syntax (see ``pipeline.store.schema``).
+run by ``pipeline.store.named``). Every value travels as a parameter; labels and relationship types
+only ever come in as whitelisted parameters through Cypher's dynamic ``$(...)`` label and type syntax
+(see ``pipeline.store.schema``: ``span_node_labels``, ``relationship_type``).
+
+The aggregate edge of a (source, target, relation) triple has the relationship type
+``relationship_type(relation)``: ``NSUBJ``, ``OBJ``, ``NMOD_POSS``... for typed relations, ``RELATES``
+for untyped subspace ids; its ``type`` property is the relation itself either way. Statements on
+these edges take the type per row (``[r:$(row.rt)]``). Neo4j 5.26 plans a dynamic type as a filter:
+between two bound nodes that is an ``Expand(Into)`` over the relationships between them plus a type
+filter (still the cost of their degree), elsewhere a scan of all relationships, so every such
+statement binds both endpoints first, or is a rare one-pass statement (``RELABEL_TYPED``).
 """
 
 from __future__ import annotations
@@ -20,9 +29,9 @@ CLEAR_NODES = "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 R
 # ── schema ───────────────────────────────────────────────────────────────────────────────────────
 
 # Community edition has uniqueness constraints (each backed by a range index) and plain indexes.
-# Deliberately NO index on RELATES.type: the planner would use it for MERGE (a)-[:RELATES {type}]->(b)
-# and scan every edge of that type per merged row (quadratic; see docs/neo4j.md), where expanding
-# between the two already-bound span nodes costs only their degree.
+# Deliberately NO index on RELATES.type (nor on the typed types' type): the planner would use it for
+# MERGE (a)-[:RELATES {type}]->(b) and scan every edge of that type per merged row (quadratic; see
+# docs/neo4j.md), where expanding between the two already-bound span nodes costs only their degree.
 SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT qkgraph_document_id IF NOT EXISTS FOR (d:Document) REQUIRE d.id IS UNIQUE",
     "CREATE CONSTRAINT qkgraph_span_key IF NOT EXISTS FOR (s:Span) REQUIRE s.key IS UNIQUE",
@@ -52,8 +61,12 @@ UNWIND $rows AS row
 MERGE (t:RelationType {id: row.id})
 SET t.label = row.label
 """
-# One pass over RELATES (there is no index on its type, see SCHEMA_STATEMENTS).
+# One pass over RELATES (there is no index on its type, see SCHEMA_STATEMENTS); $labels: the edge
+# labels (pipeline.graph.provenance.relation_label) of the untyped subspace ids in $ids.
 RELABEL = "MATCH ()-[r:RELATES]->() WHERE r.type IN $ids SET r.label = $labels[r.type]"
+# The same for typed relations (UD names in $ids): one pass over all relationships, since a dynamic
+# type would be a scan per row (relabelling is rare: only when stored labels change).
+RELABEL_TYPED = "MATCH ()-[r]->() WHERE r.type IN $ids AND NOT r:EVIDENCE SET r.label = $labels[r.type]"
 # The old contribution of the documents being replaced (or deleted), by document id.
 OLD_MENTIONS = """
 UNWIND $ids AS id
@@ -89,7 +102,7 @@ SET s.text = row[2]
 # mentioned by this batch's documents only, so it gets its final properties (aggregated over the batch
 # in Python) here and needs no recompute. ON MATCH SET takes the node's write lock, so writers touching
 # the same spans serialize and each recompute reads committed, complete data.
-# row: [key, text, label, kind, mentions, documents, extra_labels]
+# row: [key, text, label, kind, mentions, documents, extra_labels (schema.span_node_labels)]
 SPANS = """
 UNWIND $rows AS row
 MERGE (s:Span {key: row[0]})
@@ -118,7 +131,7 @@ SET m.count = row[2], m.position = row[3], m.starts = row[4], m.ends = row[5], m
     m.kind_values = row[11], m.kind_counts = row[12]
 """
 # row: [doc id, source key, target key, type, score_mean (exact), scores, sentences, source_starts,
-#       source_ends, target_starts, target_ends], items best first
+#       source_ends, target_starts, target_ends, units], items best first (unit: the best item's)
 EVIDENCE = """
 UNWIND $rows AS row
 MATCH (a:Span {key: row[1]})
@@ -127,66 +140,76 @@ CREATE (a)-[e:EVIDENCE]->(b)
 SET e.type = row[3], e.doc_id = row[0], e.count = size(row[5]), e.score_max = row[5][0],
     e.score_sum = reduce(total = 0.0, x IN row[5] | total + x), e.score_mean = row[4], e.scores = row[5],
     e.sentences = row[6], e.source_starts = row[7], e.source_ends = row[8], e.target_starts = row[9],
-    e.target_ends = row[10]
+    e.target_ends = row[10], e.unit = row[11][0], e.units = row[11]
 """
-# The RELATES aggregate of every triple the batch supports, aggregated over the batch in Python. A
-# RELATES this MERGE creates had no support outside the batch (RELATES exists exactly when evidence
-# does; the triples of replaced documents are recomputed anyway), so its properties are final; the
-# triples it finds are returned and recomputed from all their evidence. One row per triple: no
-# per-row COUNT {} of the evidence.
-# row: [source key, target key, type, count, score_max, score_mean, documents]
-# RELATES_CREATE: triples with an endpoint this transaction created (no RELATES can exist yet, so
+# The aggregate edge (RELATES, or a typed type such as OBJ) of every triple the batch supports,
+# aggregated over the batch in Python. An aggregate edge this MERGE creates had no support outside the
+# batch (it exists exactly when evidence does; the triples of replaced documents are recomputed
+# anyway), so its properties are final; the triples it finds are returned and recomputed from all
+# their evidence. One row per triple: no per-row COUNT {} of the evidence.
+# row: [source key, target key, type, count, score_max, score_mean, documents, unit,
+#       relationship type (schema.relationship_type), label if no RelationType labels it]
+# The label: the RelationType's if non-empty, else row[9] (the name of a typed relation, else ''),
+# as pipeline.graph.provenance.relation_label.
+# RELATES_CREATE: triples with an endpoint this transaction created (no edge can exist yet, so
 # CREATE is exact and skips MERGE's expansion over the other endpoint's edges); RELATES_NEW: the rest.
 RELATES_CREATE = """
 UNWIND $rows AS row
 MATCH (a:Span {key: row[0]})
 MATCH (b:Span {key: row[1]})
-OPTIONAL MATCH (rt:RelationType {id: row[2]})
-CREATE (a)-[r:RELATES {type: row[2]}]->(b)
-SET r.label = coalesce(rt.label, ''), r.count = row[3], r.score_max = row[4], r.score_mean = row[5],
-    r.documents = row[6]
+OPTIONAL MATCH (t:RelationType {id: row[2]})
+CREATE (a)-[r:$(row[8]) {type: row[2]}]->(b)
+SET r.label = CASE WHEN coalesce(t.label, '') = '' THEN row[9] ELSE t.label END, r.unit = row[7],
+    r.count = row[3], r.score_max = row[4], r.score_mean = row[5], r.documents = row[6]
 """
 RELATES_NEW = """
 UNWIND $rows AS row
 MATCH (a:Span {key: row[0]})
 MATCH (b:Span {key: row[1]})
-MERGE (a)-[r:RELATES {type: row[2]}]->(b)
+MERGE (a)-[r:$(row[8]) {type: row[2]}]->(b)
 ON CREATE SET r.count = -1
 WITH r, row, r.count = -1 AS created
 CALL (r, row, created) {
   WITH r, row WHERE created
-  OPTIONAL MATCH (rt:RelationType {id: row[2]})
-  SET r.label = coalesce(rt.label, ''), r.count = row[3], r.score_max = row[4], r.score_mean = row[5],
-      r.documents = row[6]
+  OPTIONAL MATCH (t:RelationType {id: row[2]})
+  SET r.label = CASE WHEN coalesce(t.label, '') = '' THEN row[9] ELSE t.label END, r.unit = row[7],
+      r.count = row[3], r.score_max = row[4], r.score_mean = row[5], r.documents = row[6]
 }
 WITH row, created WHERE NOT created
 RETURN row[0] AS s, row[1] AS o, row[2] AS t
 """
 
+# Every document's evidence for the triples: all scores, and the best item (items are stored best
+# first) for the triple's best-of-all and its unit. Evidence stored before units existed has none: ''.
 PAIRS_READ = """
 UNWIND $rows AS p
 MATCH (a:Span {key: p.s})-[e:EVIDENCE {type: p.t}]->(b:Span {key: p.o})
-RETURN p.s AS s, p.o AS o, p.t AS t, e.doc_id AS doc, e.scores AS scores
+RETURN p.s AS s, p.o AS o, p.t AS t, e.doc_id AS doc, e.scores AS scores,
+       [e.sentences[0], e.source_starts[0], e.source_ends[0], e.target_starts[0], e.target_ends[0]] AS first,
+       coalesce(e.units[0], '') AS unit
 """
+# row: {s, o, t, rt (relationship type), default_label, unit, count, score_max, score_mean, documents}
 RELATES_WRITE = """
 UNWIND $rows AS row
 MATCH (a:Span {key: row.s})
 MATCH (b:Span {key: row.o})
-OPTIONAL MATCH (rt:RelationType {id: row.t})
-MERGE (a)-[r:RELATES {type: row.t}]->(b)
-SET r.label = coalesce(rt.label, ''), r.count = row.count, r.score_max = row.score_max,
-    r.score_mean = row.score_mean, r.documents = row.documents
+OPTIONAL MATCH (t:RelationType {id: row.t})
+MERGE (a)-[r:$(row.rt) {type: row.t}]->(b)
+SET r.label = CASE WHEN coalesce(t.label, '') = '' THEN row.default_label ELSE t.label END, r.unit = row.unit,
+    r.count = row.count, r.score_max = row.score_max, r.score_mean = row.score_mean, r.documents = row.documents
 """
+# row: {s, o, t, rt}
 RELATES_DELETE = """
 UNWIND $rows AS p
-MATCH (a:Span {key: p.s})-[r:RELATES {type: p.t}]->(b:Span {key: p.o})
+MATCH (a:Span {key: p.s})-[r:$(p.rt) {type: p.t}]->(b:Span {key: p.o})
 DELETE r
 """
 # Span properties recomputed on the server from every document's MENTIONED_IN tallies (shipping
 # them to Python was the dominant cost for spans that many documents mention). Same rule as
 # pipeline.graph.provenance.NodeAggregate: most frequent value over all mentions; ties -> first seen,
 # documents in ingest order (seq, then id), values in first-seen order within a document.
-# Entity labels come from schema.ENTITY_LABELS only (whitelist) and go in as parameters via $(...).
+# Extra labels come from schema.ENTITY_LABELS and schema.PRONOUN_LABEL only (whitelist) and go in as
+# parameters via $(...): $span_labels every one of them, $label_map ENTITY_LABELS, $pronoun_label.
 NODES_RECOMPUTE = """
 UNWIND $rows AS key
 MATCH (s:Span {key: key})
@@ -211,8 +234,9 @@ CALL (s) {
 }
 WITH s, mentions, documents, best[0] AS text, best[1] AS label, best[2] AS kind
 SET s.text = text, s.label = label, s.kind = kind, s.mentions = mentions, s.documents = documents
-REMOVE s:$($entity_labels)
-SET s:$(CASE WHEN kind = 'entity' AND label IN keys($label_map) THEN [$label_map[label]] ELSE [] END)
+REMOVE s:$($span_labels)
+SET s:$(CASE WHEN kind = 'entity' AND label IN keys($label_map) THEN [$label_map[label]]
+             WHEN kind = 'pronoun' THEN [$pronoun_label] ELSE [] END)
 """
 NODES_DELETE_ORPHANS = """
 UNWIND $rows AS key
@@ -237,7 +261,7 @@ READ_EVIDENCE = """
 MATCH (a:Span)-[e:EVIDENCE]->(b:Span)
 RETURN e.doc_id AS doc, a.key AS s, b.key AS o, e.type AS t, e.scores AS scores, e.sentences AS sentences,
        e.source_starts AS source_starts, e.source_ends AS source_ends,
-       e.target_starts AS target_starts, e.target_ends AS target_ends
+       e.target_starts AS target_starts, e.target_ends AS target_ends, e.units AS units
 """
 READ_SENTENCES = "MATCH (s:Sentence) RETURN s.doc_id AS doc, s.index AS index, s.text AS text"
 READ_RELATION_TYPES = "MATCH (t:RelationType) RETURN t.id AS id, t.label AS label"

@@ -31,6 +31,7 @@ def load_provenance(driver: neo4j.Driver, database: str) -> Provenance:
         )
     edges: dict[str, dict[EdgeId, list[Evidence]]] = {}
     for e in read_rows(driver, database, queries.READ_EVIDENCE):
+        units = e["units"] or [""] * len(e["scores"])  # none on evidence stored before units existed
         items = edges.setdefault(e["doc"], {})[(e["s"], e["o"], e["t"])] = [
             Evidence(
                 document=e["doc"],
@@ -40,6 +41,7 @@ def load_provenance(driver: neo4j.Driver, database: str) -> Provenance:
                 target_start=int(e["target_starts"][i]),
                 target_end=int(e["target_ends"][i]),
                 score=float(score),
+                unit=str(units[i]),
             )
             for i, score in enumerate(e["scores"])
         ]
@@ -80,7 +82,7 @@ def document_hashes(driver: neo4j.Driver, database: str, ids: Sequence[str]) -> 
 
 
 def read_relation_labels(driver: neo4j.Driver, database: str) -> dict[str, str]:
-    """{relation type id: human label} of every stored RelationType that has a label."""
+    """{relation: human label} of every stored RelationType that has a label."""
     rows = read_rows(driver, database, queries.READ_RELATION_TYPES)
     return {r["id"]: r["label"] for r in rows if r["label"] is not None}
 

@@ -15,11 +15,19 @@ from pipeline.graph.provenance import (
     DocumentContribution,
     EdgeAggregate,
     EdgeId,
+    Evidence,
     NodeAggregate,
     canonical_json,
     contribution_from_analysis,
+    relation_label,
 )
-from pipeline.store.schema import check_entity_label, check_relation_type, check_span, entity_node_labels
+from pipeline.store.schema import (
+    check_entity_label,
+    check_relation_type,
+    check_span,
+    relationship_type,
+    span_node_labels,
+)
 from pipeline.types import DocumentAnalysis
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "MentionOffsets",
     "evidence_rows",
     "mention_rows",
+    "pair_rows",
     "relates_new_rows",
     "relates_rows",
     "rows_from_analysis",
@@ -63,8 +72,9 @@ def rows_from_analysis(analysis: DocumentAnalysis) -> DocumentRows:
     """Validate an analysis against the whitelists and turn it into rows.
 
     Raises:
-        ValueError: an empty document id, a span kind or entity label or relation type outside the
-            whitelists, or an analysis that breaks its contract (index out of range, non-finite score).
+        ValueError: an empty document id, a span kind or entity label or relation outside the
+            whitelists, a unit that is not a string, or an analysis that breaks its contract (index out
+            of range, non-finite score).
     """
     doc = analysis.document
     if not isinstance(doc.id, str) or doc.id == "":
@@ -76,9 +86,15 @@ def rows_from_analysis(analysis: DocumentAnalysis) -> DocumentRows:
         at.starts.append(int(span.start_char))
         at.ends.append(int(span.end_char))
         at.sentences.append(int(span.sent_index))
-    for rel in analysis.relations:
+    for i, rel in enumerate(analysis.relations):
         check_relation_type(rel.relation)
+        _check_unit(doc.id, i, rel.unit)
     return DocumentRows(contribution_from_analysis(analysis), source=doc.source, offsets=offsets)
+
+
+def _check_unit(doc_id: str, index: int, unit: Any) -> None:
+    if not isinstance(unit, str):
+        raise ValueError(f"document {doc_id!r}: relation {index} has unit {unit!r} (expected a string)")
 
 
 def rows_from_contribution(contribution: DocumentContribution) -> DocumentRows:
@@ -89,8 +105,10 @@ def rows_from_contribution(contribution: DocumentContribution) -> DocumentRows:
                 check_entity_label(label)
         for kind in node.kinds:
             check_span(contribution.document, position, "", kind)
-    for _, _, relation in contribution.edges:
+    for i, ((_, _, relation), items) in enumerate(contribution.edges.items()):
         check_relation_type(relation)
+        for ev in items:
+            _check_unit(contribution.document, i, ev.unit)
     return DocumentRows(contribution)
 
 
@@ -123,15 +141,15 @@ def span_rows(batch: Sequence[tuple[DocumentRows, int]]) -> list[list[Any]]:
                 a["kind"],
                 a["mentions"],
                 a["documents"],
-                entity_node_labels(a["label"], a["kind"]),
+                span_node_labels(a["label"], a["kind"]),
             ]
         )
     return out
 
 
 def relates_new_rows(batch: Sequence[DocumentRows]) -> list[list[Any]]:
-    """RELATES_NEW rows ``[source, target, type, count, score_max, score_mean, documents]``: each triple's
-    aggregate over the batch's documents, sorted."""
+    """RELATES_NEW rows ``[source, target, type, count, score_max, score_mean, documents, unit,
+    relationship type, default label]``: each triple's aggregate over the batch's documents, sorted."""
     aggs: dict[EdgeId, EdgeAggregate] = {}
     for rows in batch:
         c = rows.contribution
@@ -139,9 +157,20 @@ def relates_new_rows(batch: Sequence[DocumentRows]) -> list[list[Any]]:
             agg = aggs.get(triple)
             if agg is None:
                 agg = aggs[triple] = EdgeAggregate()
-            agg.add_scores(c.document, [ev.score for ev in items])
+            agg.add(c.document, items, 0)  # statistics and the best item, no evidence list
     return [
-        [s, o, t, agg.count, agg.score_max, agg.score_mean, sorted(agg.documents)]
+        [
+            s,
+            o,
+            t,
+            agg.count,
+            agg.score_max,
+            agg.score_mean,
+            sorted(agg.documents),
+            agg.unit,
+            relationship_type(t),
+            relation_label(t, {}),
+        ]
         for (s, o, t), agg in sorted(aggs.items())
     ]
 
@@ -174,7 +203,7 @@ def mention_rows(rows: DocumentRows) -> list[list[Any]]:
 
 def evidence_rows(rows: DocumentRows) -> list[list[Any]]:
     """EVIDENCE rows, one per (source, target, type) triple, items best first, with the exact mean
-    (so a RELATES fed by this document alone needs no recompute)."""
+    (so an aggregate edge fed by this document alone needs no recompute) and each item's unit."""
     out = []
     c = rows.contribution
     for (s, o, t), items in c.edges.items():
@@ -194,21 +223,44 @@ def evidence_rows(rows: DocumentRows) -> list[list[Any]]:
                 [ev.source_end for ev in items],
                 [ev.target_start for ev in items],
                 [ev.target_end for ev in items],
+                [ev.unit for ev in items],
             ]
         )
     return out
 
 
+def pair_rows(pairs: Iterable[EdgeId]) -> list[dict[str, Any]]:
+    """PAIRS_READ / RELATES_DELETE rows ``{s, o, t, rt}`` of these triples, sorted."""
+    return [{"s": s, "o": o, "t": t, "rt": relationship_type(t)} for s, o, t in sorted(pairs)]
+
+
 def relates_rows(evidence: Iterable[dict[str, Any]]) -> dict[EdgeId, dict[str, Any]]:
-    """RELATES_WRITE rows from PAIRS_READ records ({s, o, t, doc, scores}), keyed by triple."""
+    """RELATES_WRITE rows from PAIRS_READ records ({s, o, t, doc, scores, first, unit}), keyed by triple."""
     aggs: dict[EdgeId, EdgeAggregate] = {}
     for r in evidence:
-        aggs.setdefault((r["s"], r["o"], r["t"]), EdgeAggregate()).add_scores(r["doc"], r["scores"])
+        agg = aggs.setdefault((r["s"], r["o"], r["t"]), EdgeAggregate())
+        agg.add_scores(r["doc"], r["scores"])
+        sentence, source_start, source_end, target_start, target_end = r["first"]
+        agg.add_best(
+            Evidence(
+                document=r["doc"],
+                sentence_index=int(sentence),
+                source_start=int(source_start),
+                source_end=int(source_end),
+                target_start=int(target_start),
+                target_end=int(target_end),
+                score=float(r["scores"][0]),
+                unit=str(r["unit"]),
+            )
+        )
     return {
         (s, o, t): {
             "s": s,
             "o": o,
             "t": t,
+            "rt": relationship_type(t),
+            "default_label": relation_label(t, {}),
+            "unit": agg.unit,
             "count": agg.count,
             "score_max": agg.score_max,
             "score_mean": agg.score_mean,

@@ -1,7 +1,8 @@
 """The database schema (constraints, indexes) and the whitelists every label and type passes first.
 
-Labels and relation types that end up in the database as labels or ``type`` properties must pass
-``check_entity_label`` / ``check_relation_type``; anything else raises ValueError naming the value,
+Labels, relation names and relationship types that end up in the database as labels, relationship
+types or ``type`` properties must pass ``check_entity_label`` / ``check_relation_type`` /
+``relationship_type`` / ``span_node_labels``; anything else raises ValueError naming the value,
 before anything is written.
 """
 
@@ -14,10 +15,15 @@ from typing import Any
 import neo4j
 
 from pipeline.store import queries
+from pipeline.types import DEPENDENCY_RELATIONS
 
 __all__ = [
     "ALL_ENTITY_NODE_LABELS",
+    "ALL_SPAN_NODE_LABELS",
     "ENTITY_LABELS",
+    "PRONOUN_LABEL",
+    "RELATES",
+    "RELATIONSHIP_TYPES",
     "RELATION_TYPE_RE",
     "SPAN_KINDS",
     "check_entity_label",
@@ -27,10 +33,12 @@ __all__ = [
     "ensure_schema",
     "ensure_schema_once",
     "entity_node_labels",
+    "relationship_type",
+    "span_node_labels",
 ]
 
 #: spaCy (OntoNotes) entity label -> the extra Neo4j label an entity span gets. The only labels,
-#: besides the fixed Document/Sentence/Span/RelationType, that ever reach the database.
+#: besides the fixed Document/Sentence/Span/RelationType and PRONOUN_LABEL, that ever reach the database.
 ENTITY_LABELS: dict[str, str] = {
     "PERSON": "Person",
     "NORP": "Norp",
@@ -51,25 +59,49 @@ ENTITY_LABELS: dict[str, str] = {
     "ORDINAL": "Ordinal",
     "CARDINAL": "Cardinal",
 }
-#: Every extra entity label, sorted (removed from a span before its current one is set).
+#: Every extra entity label, sorted.
 ALL_ENTITY_NODE_LABELS: list[str] = sorted(ENTITY_LABELS.values())
+#: The extra Neo4j label of a span of kind "pronoun".
+PRONOUN_LABEL = "Pronoun"
+#: Every extra span label (removed from a span before its current one is set).
+ALL_SPAN_NODE_LABELS: list[str] = sorted([*ENTITY_LABELS.values(), PRONOUN_LABEL])
 
-#: Relation type ids as pipeline.model.extractor writes them: L{layer}H{head}k{k} or L{layer}H{head}c{r}[-{r2}...].
+#: Untyped subspace ids as pipeline.model.extractor writes them: L{layer}H{head}k{k} or L{layer}H{head}c{r}[-{r2}...].
 RELATION_TYPE_RE = re.compile(r"^L\d{1,4}H\d{1,4}(k\d{1,5}|c\d{1,5}(-\d{1,5})*)$")
-SPAN_KINDS = frozenset({"entity", "noun_chunk", "word"})
+SPAN_KINDS = frozenset({"entity", "noun_chunk", "word", "pronoun"})
+
+#: The relationship type of the aggregate edges of untyped subspace ids (the id is their ``type`` property).
+RELATES = "RELATES"
+#: Typed relation (a UD name from DEPENDENCY_RELATIONS) -> its Neo4j relationship type: upper case,
+#: ':' -> '_' (``nsubj`` -> ``NSUBJ``, ``nmod:poss`` -> ``NMOD_POSS``). With RELATES, the only
+#: relationship types besides the fixed MENTIONED_IN/EVIDENCE/PART_OF that ever reach the database.
+RELATIONSHIP_TYPES: dict[str, str] = {r: r.upper().replace(":", "_") for r in DEPENDENCY_RELATIONS}
 
 
 # ── whitelists ───────────────────────────────────────────────────────────────────────────────────
 
 
 def check_relation_type(relation: Any) -> str:
-    """Return ``relation`` if it is a relation type id (``L2H8k12``, ``L0H3c1-4``); else ValueError."""
-    if not isinstance(relation, str) or not RELATION_TYPE_RE.fullmatch(relation):
+    """Return ``relation`` if it is a typed relation's UD name (``nsubj``, ``nmod:poss``: one of
+    ``pipeline.types.DEPENDENCY_RELATIONS``) or an untyped subspace id (``L2H8k12``, ``L0H3c1-4``);
+    else ValueError naming it."""
+    if not isinstance(relation, str) or not (relation in RELATIONSHIP_TYPES or RELATION_TYPE_RE.fullmatch(relation)):
         raise ValueError(
-            f"relation type {relation!r} is not allowed (expected L<layer>H<head>k<k> or "
+            f"relation type {relation!r} is not allowed (expected a dependency relation, one of "
+            f"{', '.join(RELATIONSHIP_TYPES)}, or a subspace id L<layer>H<head>k<k> or "
             "L<layer>H<head>c<r>[-<r>...], e.g. 'L2H8k12')"
         )
     return relation
+
+
+def relationship_type(relation: Any) -> str:
+    """The Neo4j relationship type of a relation's aggregate edge: ``RELATIONSHIP_TYPES[relation]`` for a
+    typed relation (``obj`` -> ``OBJ``), ``RELATES`` for a subspace id; ValueError (naming it) for anything else.
+
+    The only way a relationship type is made from data: Cypher takes it as a parameter (``[r:$(row.rt)]``).
+    """
+    check_relation_type(relation)
+    return RELATIONSHIP_TYPES.get(relation, RELATES)
 
 
 def check_entity_label(label: Any) -> str:
@@ -91,7 +123,7 @@ def check_span(doc_id: str, index: int, label: Any, kind: Any) -> None:
 
 
 def check_relation_labels(relation_labels: dict[str, str] | None) -> dict[str, str]:
-    """A copy of {relation type id: label}, every id whitelisted and every label a string; else ValueError."""
+    """A copy of {relation: label}, every relation whitelisted and every label a string; else ValueError."""
     labels = dict(relation_labels or {})
     for relation, label in labels.items():
         check_relation_type(relation)
@@ -101,8 +133,13 @@ def check_relation_labels(relation_labels: dict[str, str] | None) -> dict[str, s
 
 
 def entity_node_labels(label: str, kind: str) -> list[str]:
-    """The extra Neo4j labels of a span: ``[ENTITY_LABELS[label]]`` for an entity, else none."""
+    """The extra entity label of a span: ``[ENTITY_LABELS[label]]`` for an entity, else none."""
     return [ENTITY_LABELS[label]] if kind == "entity" and label in ENTITY_LABELS else []
+
+
+def span_node_labels(label: str, kind: str) -> list[str]:
+    """The extra Neo4j labels of a span: its entity label for an entity, ``Pronoun`` for a pronoun, else none."""
+    return [PRONOUN_LABEL] if kind == "pronoun" else entity_node_labels(label, kind)
 
 
 # ── constraints and indexes ──────────────────────────────────────────────────────────────────────

@@ -4,17 +4,21 @@ Model (see docs/neo4j.md for the reasons)::
 
     (:Document {id, content_hash, source, ingested_at, seq, settings})
     (:Sentence {doc_id, index, text})-[:PART_OF]->(:Document)          cited sentences only
-    (:Span {key, text, label, kind, mentions, documents})              + :Person / :Org / ... for entities
+    (:Span {key, text, label, kind, mentions, documents})    + :Person / :Org / ... for entities, :Pronoun
     (:Span)-[:MENTIONED_IN {count, position, starts, ends, sentences, text_values, text_counts,
                             label_values, label_counts, kind_values, kind_counts}]->(:Document)
     (:Span)-[:EVIDENCE {type, doc_id, count, score_max, score_sum, score_mean, scores, sentences,
-                        source_starts, source_ends, target_starts, target_ends}]->(:Span)   per document
-    (:Span)-[:RELATES {type, label, count, score_max, score_mean, documents}]->(:Span)      aggregate
-    (:RelationType {id, label})                                          human labels of relation ids
+                        source_starts, source_ends, target_starts, target_ends, unit, units}]->(:Span)
+                                                                         per document
+    (:Span)-[:NSUBJ|OBJ|NMOD_POSS|... {type, label, unit, count, score_max, score_mean, documents}]->(:Span)
+                                                                         aggregate of a typed relation
+    (:Span)-[:RELATES {type, label, unit, count, score_max, score_mean, documents}]->(:Span)
+                                                                         aggregate of a subspace id
+    (:RelationType {id, label})                                          human labels of relations
 
 Per-document rows (MENTIONED_IN, EVIDENCE, Sentence) are the source of truth; Span properties and
-RELATES edges are aggregates recomputed from them for every node and triple a document touches,
-with ``pipeline.graph.provenance``'s rules (see docs/neo4j.md for the model and the reasons).
+the aggregate edges are recomputed from them for every node and triple a document touches, with
+``pipeline.graph.provenance``'s rules (see docs/neo4j.md for the model and the reasons).
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from typing import Any, Literal
 import neo4j
 
 from pipeline.graph import KnowledgeGraph, ProvenanceUnavailableError
+from pipeline.graph.provenance import is_typed_relation, relation_label
 from pipeline.store import queries
 from pipeline.store.connection import session
 from pipeline.store.rows import (
     DocumentRows,
     evidence_rows,
     mention_rows,
+    pair_rows,
     relates_new_rows,
     relates_rows,
     rows_from_analysis,
@@ -38,7 +44,13 @@ from pipeline.store.rows import (
     settings_json,
     span_rows,
 )
-from pipeline.store.schema import ALL_ENTITY_NODE_LABELS, ENTITY_LABELS, check_relation_labels, ensure_schema_once
+from pipeline.store.schema import (
+    ALL_SPAN_NODE_LABELS,
+    ENTITY_LABELS,
+    PRONOUN_LABEL,
+    check_relation_labels,
+    ensure_schema_once,
+)
 from pipeline.types import DocumentAnalysis
 
 __all__ = [
@@ -107,7 +119,12 @@ def _apply_labels(tx: neo4j.ManagedTransaction, labels: dict[str, str], batcher:
     changed = [{"id": k, "label": v} for k, v in sorted(labels.items()) if stored.get(k) != v]
     if changed:
         batcher.run("LABELS_WRITE", changed)
-        tx.run(queries.RELABEL, ids=[c["id"] for c in changed], labels={c["id"]: c["label"] for c in changed}).consume()
+        # The edges' labels, as KnowledgeGraph gives them (a typed relation without a label: its name).
+        edge_labels = {c["id"]: relation_label(c["id"], {c["id"]: c["label"]}) for c in changed}
+        for statement, typed in ((queries.RELABEL, False), (queries.RELABEL_TYPED, True)):
+            ids = [k for k in edge_labels if is_typed_relation(k) == typed]
+            if ids:
+                tx.run(statement, ids=ids, labels={k: edge_labels[k] for k in ids}).consume()
 
 
 def _remove_contribution(
@@ -128,13 +145,14 @@ def _recompute(
     pairs: Iterable[tuple[str, str, str]],
     orphan_candidates: Iterable[str] | None = None,
 ) -> None:
-    """Recompute RELATES for the triples and Span properties for the keys; delete what lost all support.
+    """Recompute the aggregate edges of the triples and Span properties of the keys; delete what lost all
+    support.
 
     orphan_candidates: the keys that may have lost their last mention (default: all of ``keys``).
     """
-    pair_rows = [{"s": s, "o": o, "t": t} for s, o, t in sorted(pairs)]
-    updates = relates_rows(batcher.run("PAIRS_READ", pair_rows))
-    gone = [p for p in pair_rows if (p["s"], p["o"], p["t"]) not in updates]
+    pairs_ = pair_rows(pairs)
+    updates = relates_rows(batcher.run("PAIRS_READ", pairs_))
+    gone = [p for p in pairs_ if (p["s"], p["o"], p["t"]) not in updates]
     if gone:
         batcher.run("RELATES_DELETE", gone)
     if updates:
@@ -145,7 +163,13 @@ def _recompute(
     if candidates:
         batcher.run("NODES_DELETE_ORPHANS", candidates)
     if key_list:
-        batcher.run("NODES_RECOMPUTE", key_list, entity_labels=ALL_ENTITY_NODE_LABELS, label_map=ENTITY_LABELS)
+        batcher.run(
+            "NODES_RECOMPUTE",
+            key_list,
+            span_labels=ALL_SPAN_NODE_LABELS,
+            label_map=ENTITY_LABELS,
+            pronoun_label=PRONOUN_LABEL,
+        )
 
 
 def _batch_tx(
@@ -159,7 +183,7 @@ def _batch_tx(
 
     Idempotent: the driver may call it again after a transient error. Every statement runs once per
     batch over all its documents' rows (in UNWIND chunks of ``batch_size``), and the aggregates (Span
-    properties, RELATES) are written once per batch: final at once for what only the batch supports,
+    properties, aggregate edges) are written once per batch: final at once for what only the batch supports,
     recomputed from the stored per-document rows for what other documents share or the old versions of
     replaced documents touched.
     """
@@ -398,7 +422,7 @@ def upsert_analyses(
 
 
 def set_relation_labels(driver: neo4j.Driver, database: str, relation_labels: dict[str, str]) -> None:
-    """Store human labels for relation ids and relabel their RELATES edges (only changed ones are written)."""
+    """Store human labels for relations and relabel their aggregate edges (only changed ones are written)."""
     labels = check_relation_labels(relation_labels)
     ensure_schema_once(driver, database)
 

@@ -1,5 +1,6 @@
 // What it answers: the size of the graph in one row: documents, cited sentences, spans by kind,
-//   mentions, entity spans by label, aggregated relations, per-document evidence, relation types.
+//   mentions, entity spans by label, aggregated relations (typed ones such as :NSUBJ and :OBJ, and untyped
+//   :RELATES), per-document evidence, relation types.
 // Parameters: none.
 // In Neo4j Browser: just run it.
 CALL () { MATCH (d:Document) RETURN count(d) AS documents }
@@ -9,7 +10,8 @@ CALL () {
   RETURN count(s) AS spans, coalesce(sum(s.mentions), 0) AS mentions,
          count(CASE WHEN s.kind = 'entity' THEN 1 END) AS entities,
          count(CASE WHEN s.kind = 'noun_chunk' THEN 1 END) AS noun_chunks,
-         count(CASE WHEN s.kind = 'word' THEN 1 END) AS words
+         count(CASE WHEN s.kind = 'word' THEN 1 END) AS words,
+         count(CASE WHEN s.kind = 'pronoun' THEN 1 END) AS pronouns
 }
 CALL () {
   OPTIONAL MATCH (s:Span {kind: 'entity'})
@@ -18,10 +20,12 @@ CALL () {
   RETURN collect({label: label, spans: n}) AS entity_labels
 }
 CALL () {
-  MATCH ()-[r:RELATES]->()
-  RETURN count(r) AS relations, count(DISTINCT r.type) AS relation_types, coalesce(sum(r.count), 0) AS evidence
+  MATCH (:Span)-[r:!EVIDENCE]->(:Span)
+  RETURN count(r) AS relations, count(DISTINCT r.type) AS relation_types, coalesce(sum(r.count), 0) AS evidence,
+         count(CASE WHEN type(r) <> 'RELATES' THEN 1 END) AS typed_relations,
+         count(CASE WHEN type(r) = 'RELATES' THEN 1 END) AS untyped_relations
 }
 CALL () { MATCH ()-[e:EVIDENCE]->() RETURN count(e) AS evidence_edges }
 CALL () { MATCH ()-[m:MENTIONED_IN]->() RETURN count(m) AS mention_edges }
-RETURN documents, sentences, spans, mentions, entities, noun_chunks, words, entity_labels,
-       relations, relation_types, evidence, evidence_edges, mention_edges
+RETURN documents, sentences, spans, mentions, entities, noun_chunks, words, pronouns, entity_labels,
+       relations, typed_relations, untyped_relations, relation_types, evidence, evidence_edges, mention_edges
