@@ -135,6 +135,25 @@ def test_ingest_into_neo4j_matches_the_file_graph(neo4j_db, neo4j_settings, tmp_
     assert set(stored.g.edges(keys=True)) == set(local.g.edges(keys=True))
     for u, v, k, d in local.g.edges(keys=True, data=True):
         assert stored.g.edges[u, v, k]["count"] == d["count"]
+        assert stored.g.edges[u, v, k]["unit"] == d["unit"] and d["unit"].startswith(f"qk:{k}:")
+    # the typed path end to end: shipped artifact -> extractor -> graph -> Neo4j relationship types
+    from pipeline.store.schema import relationship_type
+    from pipeline.types import DEPENDENCY_RELATIONS
+
+    assert local.g.number_of_edges() >= 5 and all(k in DEPENDENCY_RELATIONS for _, _, k in local.g.edges(keys=True))
+    from collections import Counter
+
+    from pipeline.store.named import run_named_query
+
+    rows = run_named_query(neo4j_db, neo4j_settings.database, "typed_relation_types")
+    per_relation = Counter(k for _, _, k in local.g.edges(keys=True))
+    assert {r["relation"]: r["edges"] for r in rows} == dict(per_relation)
+    for row in rows:
+        assert row["relationship"] == relationship_type(row["relation"]) != "RELATES"
+        edges = [d for _, _, k, d in local.g.edges(keys=True, data=True) if k == row["relation"]]
+        assert row["max_probability"] == max(d["score_max"] for d in edges) >= 0.7
+        assert row["evidence"] == sum(d["count"] for d in edges)
+        assert set(row["units"]) == {d["unit"] for d in edges}
     # a second run changes nothing in Neo4j either
     again = _ingest(str(REPO / "examples"), "--out", str(out), *args)
     assert "4 unchanged" in again.output
