@@ -17,8 +17,23 @@ import pytest
 import torch
 
 from pipeline.evaluation.batching import WordBatch, pool_mean, pool_to, word_pooling
-from pipeline.evaluation.corpus import ALL, HELDOUT, REL_ALL, SELECT, align_subwords, build_corpus, surface_words
-from pipeline.evaluation.qk import RULE_MARGIN, RULE_RELATIONS, choose_gate_kind
+from pipeline.evaluation.corpus import (
+    ALL,
+    HELDOUT,
+    REL_ALL,
+    SELECT,
+    align_subwords,
+    build_corpus,
+    gold_arc_sets,
+    surface_words,
+)
+from pipeline.evaluation.qk import (
+    RULE_MARGIN,
+    RULE_RELATIONS,
+    choose_gate_kind,
+    head_side_of,
+    orientation_accuracy,
+)
 from pipeline.evaluation.scoring import accuracy_table
 from pipeline.evaluation.units import (
     HeadFactors,
@@ -183,6 +198,28 @@ def test_causal_models_judge_each_arc_from_its_later_word(hand):
     t = accuracy_table(hand, minus, causal=True)
     assert t.shape[1] == 1
     assert _acc(t, ALL, SELECT) == pytest.approx(7 / 10)
+
+
+def test_decoder_orientation_is_the_selection_majority_and_is_scored_by_hand(hand_path):
+    # causal: every word points at the previous word (offset -1, seen from the later word)
+    hand = build_corpus(hand_path, FakeTokenizer(), causal=True)
+    preds = offset_predictions(hand, -1, causal=True)
+    gold_lab, _ = gold_arc_sets(hand)
+    sel, held = hand.word_split == SELECT, hand.word_split == HELDOUT
+    # selection det pairs cat->The, mat->the: the later word is the head
+    assert head_side_of(hand, preds, "det", "visible", gold_lab, sel) == "query"
+    # books->reads (obj): the earlier word is the head
+    assert head_side_of(hand, preds, "obj", "visible", gold_lab, sel) == "key"
+    # nsubj: cat->sat and reads->She have the later word as head; I->know is not adjacent
+    assert head_side_of(hand, preds, "nsubj", "visible", gold_lab, sel) == "query"
+    assert head_side_of(hand, preds, "nsubj", "dep2head", gold_lab, sel) == "key"
+    assert head_side_of(hand, preds, "nsubj", "head2dep", gold_lab, sel) == "query"
+    # held out (s3 "Big dogs bark loudly."): dogs->Big (amod, head later), bark->dogs (nsubj, head
+    # later), loudly->bark (advmod, head earlier)
+    assert orientation_accuracy(hand, preds, "amod", "query", gold_lab, held) == 1.0
+    assert orientation_accuracy(hand, preds, "advmod", "query", gold_lab, held) == 0.0
+    assert orientation_accuracy(hand, preds, "advmod", "key", gold_lab, held) == 1.0
+    assert orientation_accuracy(hand, preds, "obj", "key", gold_lab, held) is None  # no held-out obj
 
 
 def test_word_pooling_sums_to_subwords_and_averages_from_subwords():
@@ -371,7 +408,6 @@ def test_the_artifact_reads_back_and_scores_like_the_evaluation(small_run, ewt_d
     """``load_typed_relations`` reads the v2 artifact; ``score_words`` with what it returns, over the
     same words, reproduces the evaluation's library pass and the held-out figures the artifact states."""
     from pipeline.evaluation.batching import batches
-    from pipeline.evaluation.corpus import gold_arc_sets
     from pipeline.evaluation.passes import _budget, _float_rotary
     from pipeline.evaluation.scoring import pair_correct, pr_at
     from pipeline.model.activations import capture

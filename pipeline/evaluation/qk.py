@@ -136,6 +136,28 @@ def _components(unit: Unit, d_head: int) -> tuple[tuple[int, int], ...]:
     return tuple((unit.head, r) for r in range(k))
 
 
+def head_side_of(corpus: Corpus, preds: np.ndarray, rel: str, direction: str, gold_lab: set, mask: np.ndarray) -> str:
+    """Which end of a (query word, partner) pair is the head: ``key`` for dep2head, ``query`` for
+    head2dep; for ``visible`` the majority among the pairs in ``mask`` that are gold ``rel`` arcs
+    (ties: ``key``, the earlier word)."""
+    if direction != "visible":
+        return "key" if direction == "dep2head" else "query"
+    head_q = int((mask & pair_correct(corpus, preds, rel, "head2dep", gold_lab)).sum())
+    head_k = int((mask & pair_correct(corpus, preds, rel, "dep2head", gold_lab)).sum())
+    return "query" if head_q > head_k else "key"
+
+
+def orientation_accuracy(
+    corpus: Corpus, preds: np.ndarray, rel: str, head_side: str, gold_lab: set, returned: np.ndarray
+) -> float | None:
+    """Share of the ``returned`` pairs that are gold ``rel`` arcs (either way) whose head is on
+    ``head_side``; None when there is none."""
+    head_is_query = pair_correct(corpus, preds, rel, "head2dep", gold_lab)
+    gold = head_is_query | pair_correct(corpus, preds, rel, "dep2head", gold_lab)
+    right = head_is_query[returned & gold] if head_side == "query" else ~head_is_query[returned & gold]
+    return round(float(right.mean()), 4) if len(right) else None
+
+
 def _endpoints(
     kind: str,
     f: torch.Tensor,
@@ -237,12 +259,7 @@ def fit_typed_relations(
         correct = pair_correct(corpus, preds, rel, direction, gold_lab)
         r = REL_ALL.index(rel)
         att = Attachment(rel, unit, m, direction, round(float(acc[m][ui, di, HELDOUT, r]), 4))
-        if direction == "visible":  # which end of the gold pairs the unit finds is the head
-            head_q = int((select & pair_correct(corpus, preds, rel, "head2dep", gold_lab)).sum())
-            head_k = int((select & pair_correct(corpus, preds, rel, "dep2head", gold_lab)).sum())
-            head_side = "query" if head_q > head_k else "key"
-        else:
-            head_side = "key" if direction == "dep2head" else "query"
+        head_side = head_side_of(corpus, preds, rel, direction, gold_lab, select)
         base = TypedRelation(
             relation=rel,
             id=f"qk:{rel}:{unit.id}",
@@ -434,12 +451,10 @@ def _heldout_of(corpus: Corpus, t: TypedRelation, s: WordArrays, gold_lab: set) 
     am = corpus.arc_mask(rel, HELDOUT)
     q, tgt = arc_query_target(corpus, t.direction)
     hits = (s.partner[q[am]] == tgt[am]) & (s.gate[q[am]] >= GATE_ON)
-    orientation: float | None = 1.0
+    orientation: float | None = 1.0  # by construction for dep2head / head2dep
     if t.direction == "visible":
-        returned = held & (s.probability >= DEFAULT_THRESHOLD) & correct
-        head_is_query = pair_correct(corpus, s.partner, rel, "head2dep", gold_lab)[returned]
-        right = head_is_query if t.head_side == "query" else ~head_is_query
-        orientation = round(float(right.mean()), 4) if len(right) else None
+        returned = held & (s.probability >= DEFAULT_THRESHOLD)
+        orientation = orientation_accuracy(corpus, s.partner, rel, t.head_side, gold_lab, returned)
     figures = {
         "at": _figures(s.probability, correct, held, n_gold, DEFAULT_THRESHOLD),
         "precision": ps,
