@@ -3,18 +3,37 @@ calibration, exact unit logits, and the command line's JSON on a small EWT subse
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from pipeline.evaluation.batching import WordBatch, pool_mean, pool_to, word_pooling
-from pipeline.evaluation.corpus import ALL, HELDOUT, REL_ALL, SELECT, align_subwords, build_corpus, surface_words
+from pipeline.evaluation.corpus import (
+    ALL,
+    HELDOUT,
+    REL_ALL,
+    SELECT,
+    align_subwords,
+    build_corpus,
+    gold_arc_sets,
+    surface_words,
+)
+from pipeline.evaluation.qk import (
+    RULE_MARGIN,
+    RULE_RELATIONS,
+    choose_gate_kind,
+    head_side_of,
+    orientation_accuracy,
+)
 from pipeline.evaluation.scoring import accuracy_table
 from pipeline.evaluation.units import (
     HeadFactors,
@@ -25,9 +44,10 @@ from pipeline.evaluation.units import (
     parse_assembled_id,
     prefix_logits,
 )
-from pipeline.relations.calibration import isotonic_fit, isotonic_predict
+from pipeline.relations.calibration import compress_knots, isotonic_fit, isotonic_predict
 from pipeline.relations.gates import Gate, fit_gate
-from pipeline.relations.labels import calibrate_score, load_relation_labels
+from pipeline.relations.labels import LABELS_SCHEMA, calibrate_score, load_relation_labels, load_typed_relations
+from pipeline.relations.typed import GATE_KINDS
 
 # Four sentences in three documents. Surface words (0-based) are given after each word.
 # Document 0 (selection): s1, s2.  Document 1 (held out): s3.  Document 2 (selection): s4.
@@ -180,6 +200,28 @@ def test_causal_models_judge_each_arc_from_its_later_word(hand):
     assert _acc(t, ALL, SELECT) == pytest.approx(7 / 10)
 
 
+def test_decoder_orientation_is_the_selection_majority_and_is_scored_by_hand(hand_path):
+    # causal: every word points at the previous word (offset -1, seen from the later word)
+    hand = build_corpus(hand_path, FakeTokenizer(), causal=True)
+    preds = offset_predictions(hand, -1, causal=True)
+    gold_lab, _ = gold_arc_sets(hand)
+    sel, held = hand.word_split == SELECT, hand.word_split == HELDOUT
+    # selection det pairs cat->The, mat->the: the later word is the head
+    assert head_side_of(hand, preds, "det", "visible", gold_lab, sel) == "query"
+    # books->reads (obj): the earlier word is the head
+    assert head_side_of(hand, preds, "obj", "visible", gold_lab, sel) == "key"
+    # nsubj: cat->sat and reads->She have the later word as head; I->know is not adjacent
+    assert head_side_of(hand, preds, "nsubj", "visible", gold_lab, sel) == "query"
+    assert head_side_of(hand, preds, "nsubj", "dep2head", gold_lab, sel) == "key"
+    assert head_side_of(hand, preds, "nsubj", "head2dep", gold_lab, sel) == "query"
+    # held out (s3 "Big dogs bark loudly."): dogs->Big (amod, head later), bark->dogs (nsubj, head
+    # later), loudly->bark (advmod, head earlier)
+    assert orientation_accuracy(hand, preds, "amod", "query", gold_lab, held) == 1.0
+    assert orientation_accuracy(hand, preds, "advmod", "query", gold_lab, held) == 0.0
+    assert orientation_accuracy(hand, preds, "advmod", "key", gold_lab, held) == 1.0
+    assert orientation_accuracy(hand, preds, "obj", "key", gold_lab, held) is None  # no held-out obj
+
+
 def test_word_pooling_sums_to_subwords_and_averages_from_subwords():
     # [CLS] a b1 b2 [SEP]: word A = subword 1, word B = subwords 2 and 3
     m_sum, m_avg, cand = word_pooling([[[1], [2, 3]]], T=5, causal=False)
@@ -288,56 +330,166 @@ def test_unit_logits_equal_the_extractors_subspace_logits(family):
     assert torch.allclose(summed, parts, atol=1e-5)
 
 
-def test_json_last_line_on_an_ewt_subset(ewt_dev_path, tmp_path, capsys):
-    from pipeline.evaluation import main
+@pytest.fixture(scope="module")
+def small_run(ewt_dev_path, tmp_path_factory):
+    """One command-line evaluation of the first 120 EWT dev sentences (tables, JSON, labels, plots),
+    with the report it printed: the tests below share it."""
+    from pipeline.evaluation.run import cli
 
-    labels = tmp_path / "labels.json"
-    plots = tmp_path / "plots"
-    assert (
-        main(
-            [
-                str(ewt_dev_path),
-                "--max-sentences",
-                "120",
-                "--json",
-                "--quiet",
-                "--labels-out",
-                str(labels),
-                "--plots",
-                str(plots),
-            ]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out.strip().splitlines()
+    d = tmp_path_factory.mktemp("eval")
+    labels, plots = d / "labels.json", d / "plots"
+    argv = [str(ewt_dev_path), "--max-sentences", "120", "--json", "--quiet", "--labels-out", str(labels)]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        report = cli([*argv, "--plots", str(plots)])
+    return SimpleNamespace(report=report, out=buf.getvalue().strip().splitlines(), labels=labels, plots=plots)
+
+
+def test_json_last_line_on_an_ewt_subset(small_run):
+    out, labels, plots = small_run.out, small_run.labels, small_run.plots
     data = json.loads(out[-1])
     for m in ("offset", "attention", "logit", "qk"):
         assert m in data["macro"]
         assert isinstance(data["macro"][m], float)
     assert set(data["accuracy"]) == set(REL_ALL)
     assert all(0.0 <= data["accuracy"]["det"][m] <= 1.0 for m in ("offset", "attention", "logit", "qk"))
-    assert set(data["calibration"]["labelled"]) >= {
-        "nsubj",
-        "obj",
-        "amod",
-        "det",
-        "case",
-        "compound",
-        "aux",
-        "nmod:poss",
-    }
+    assert set(data["calibration"]["labelled"]) >= set(RULE_RELATIONS)
     assert len(data["calibration"]["labelled"]["det"]) == 2
     assert len(data["calibration"]["unlabelled"]) == 2
+    gc = data["gate_comparison"]
+    assert set(gc["relations"]) == set(GATE_KINDS) and gc["chosen"] == data["calibration"]["gate_kind"]
     assert out[0].startswith("### all-minilm-l6-v2")
+    assert any(line.startswith("### all-minilm-l6-v2: gate kinds side by side") for line in out)
     assert sorted(p.name for p in plots.iterdir()) == ["all-minilm-l6-v2-calibration.png", "all-minilm-l6-v2-heads.png"]
     # the label artifact
     art = json.loads(labels.read_text())
-    assert art["schema"].startswith("qkgraph.relation-labels/") and art["model"] == "all-minilm-l6-v2"
-    assert {"data_source", "split", "date", "accuracy_floor", "subspaces"} <= set(art)
+    assert art["schema"] == LABELS_SCHEMA and art["model"] == "all-minilm-l6-v2"
+    assert {"data_source", "split", "date", "accuracy_floor", "subspaces", "relations", "gate_kind"} <= set(art)
     names = load_relation_labels("all-minilm-l6-v2", path=labels)
     for sid, text in names.items():
         assert re.fullmatch(r"[a-z:]+ \(\d\.\d\d\)", text), (sid, text)
         assert art["subspaces"][sid]["accuracy"] >= art["accuracy_floor"]
+    # the spread-ranked untyped subspaces are kept beside the typed relations
+    assert any(e["kind"] == "subspace" for e in art["subspaces"].values())
     sid = next(iter(art["subspaces"]))
     vals = [calibrate_score("all-minilm-l6-v2", sid, s, path=labels) for s in np.linspace(0, 1, 21)]
     assert all(0.0 <= v <= 1.0 for v in vals) and all(b >= a - 1e-12 for a, b in itertools.pairwise(vals))
+
+
+F16 = 1e-3
+"""Float16 tolerance: the fit reads shares and word residuals stored in float16, the library pass
+recomputes them in float32 (a float16 value in [0, 1] is within 4.9e-4 of its float32 value)."""
+
+
+def test_the_fit_scores_every_word_as_the_library_pass_does(small_run):
+    """The evaluation measures what ingestion runs: the fit's per-word partner, share, gate and
+    calibrated score equal the library ``score_words`` pass's, for every gate kind and relation."""
+    te = small_run.report.typed
+    assert set(te.scores) == set(GATE_KINDS)
+    for kind in GATE_KINDS:
+        for rel, rf in te.fit.relations.items():
+            kf, lib = rf.kinds[kind], te.scores[kind][rel]
+            same = lib.partner == rf.preds
+            assert same.mean() >= 0.999, (kind, rel)
+            has = same & (rf.preds >= 0)
+            assert np.abs(lib.share[has] - rf.top[has]).max() <= F16, (kind, rel)
+            assert np.abs(lib.gate[has] - kf.gate[has]).max() <= F16, (kind, rel)
+            # calibrated: the map is monotone, so the library's value lies between the map's values
+            # at the fit's gate x share moved by the float16 tolerance (a knot step may sit in between)
+            score = kf.gate * rf.top
+            lo, hi = kf.typed.calibrate(score - 2 * F16), kf.typed.calibrate(score + 2 * F16)
+            p = lib.probability
+            assert np.all((p[has] >= lo[has] - 1e-6) & (p[has] <= hi[has] + 1e-6)), (kind, rel)
+            assert np.mean(np.abs(p[has] - kf.calibrated[has]) <= F16) >= 0.99, (kind, rel)
+            assert np.all(p[lib.partner < 0] == 0.0) and np.all(kf.calibrated[rf.preds < 0] == 0.0)
+
+
+def test_the_artifact_reads_back_and_scores_like_the_evaluation(small_run, ewt_dev_path):
+    """``load_typed_relations`` reads the v2 artifact; ``score_words`` with what it returns, over the
+    same words, reproduces the evaluation's library pass and the held-out figures the artifact states."""
+    from pipeline.evaluation.batching import batches
+    from pipeline.evaluation.passes import _budget, _float_rotary
+    from pipeline.evaluation.scoring import pair_correct, pr_at
+    from pipeline.model.activations import capture
+    from pipeline.model.adapters import load_model
+    from pipeline.model.extractor import KnowledgeGraphExtractor
+    from pipeline.model.units import model_mask
+    from pipeline.relations.typed import score_words
+
+    te = small_run.report.typed
+    art = json.loads(small_run.labels.read_text())
+    ts = load_typed_relations("all-minilm-l6-v2", path=small_run.labels)
+    assert ts.gate_kind == te.chosen == art["gate_kind"] in ("subspace", "residual")
+    assert list(ts.relations) == list(te.typed[te.chosen])
+    assert set(ts.comparison) == set(GATE_KINDS)
+    for kind in GATE_KINDS:
+        for row in ts.comparison[kind].values():
+            assert len(row["select"]) == 3 and len(row["heldout"]) == 3
+    lm = load_model("all-minilm-l6-v2")
+    ex = KnowledgeGraphExtractor(lm.model, lm.tokenizer)
+    corpus = build_corpus(ewt_dev_path, lm.tokenizer, causal=False, max_sentences=120)
+    typed = list(ts.relations.values())
+    for t in typed:
+        assert t.gate_kind == ts.gate_kind and t.gate is not None and t.gate.features == ts.gate_kind
+        assert t.head_side == ("key" if t.direction == "dep2head" else "query")
+        assert set(t.heldout) == {"threshold", "precision", "recall", "f1", "returned", "gold"}
+    layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
+    factors = {l: HeadFactors(ex, l) for l in {t.layer for t in typed}}
+    n = corpus.n_words
+    prob = {t.relation: np.zeros(n, np.float32) for t in typed}
+    partner = {t.relation: np.full(n, -1) for t in typed}
+    with torch.no_grad():
+        for wb in batches(corpus, False, budget=_budget(ex.adapter)):
+            acts = capture(ex.adapter, wb.ids, wb.mask, layers=layers)
+            scores = score_words(typed, factors, acts.residuals, _float_rotary(acts), model_mask(wb.mask, False), wb)
+            for rel, s in scores.items():
+                prob[rel][wb.gidx.numpy()] = s.probability.numpy()
+                partner[rel][wb.gidx.numpy()] = s.partner.numpy()
+    gold_lab, _ = gold_arc_sets(corpus)
+    held = corpus.word_split == HELDOUT
+    for t in typed:
+        lib = te.scores[te.chosen][t.relation]
+        assert np.array_equal(partner[t.relation], lib.partner), t.relation
+        assert np.allclose(prob[t.relation], lib.probability, atol=1e-5), t.relation
+        correct = pair_correct(corpus, partner[t.relation], t.relation, t.direction, gold_lab)
+        n_gold = int(corpus.arc_mask(t.relation, HELDOUT).sum())
+        p, r, k = pr_at(prob[t.relation], correct, held, n_gold, t.heldout["threshold"])
+        h = t.heldout
+        assert (h["returned"], h["gold"]) == (k, n_gold), t.relation
+        assert h["precision"] == (None if p is None else round(p, 4)) and h["recall"] == round(r, 4), t.relation
+        assert art["relations"][t.relation]["heldout"] == h
+
+
+def test_calibration_is_fitted_on_out_of_fold_gate_scores(small_run):
+    te = small_run.report.typed
+    for rel in ("det", "case", "amod"):
+        rf = te.fit.relations[rel]
+        for kind in ("subspace", "residual"):
+            kf = rf.kinds[kind]
+            sel = ~np.isnan(kf.oof_gate)
+            # the out-of-fold gate is not the final gate, which saw every selection word
+            assert not np.allclose(kf.oof_gate[sel], kf.gate[sel], atol=1e-2), (rel, kind)
+            cal = sel & (rf.preds >= 0)
+            knots = isotonic_fit((kf.oof_gate * rf.top)[cal], rf.correct[cal].astype(float))
+            xs, ys = compress_knots(*knots)
+            assert np.allclose(kf.typed.knots[0], xs) and np.allclose(kf.typed.knots[1], ys), (rel, kind)
+
+
+def test_the_gate_kind_rule():
+    assert choose_gate_kind({"residual": 0.625, "subspace": 0.59375})[0] == "residual"  # +3.125 points
+    assert choose_gate_kind({"residual": 0.62, "subspace": 0.6})[0] == "subspace"  # +2 points
+    assert choose_gate_kind({"residual": 0.5, "subspace": 0.7})[0] == "subspace"
+
+
+def test_the_report_applies_the_rule_to_its_own_selection_figures(small_run):
+    gc = small_run.report.gate_comparison
+    te = small_run.report.typed
+    sel = {k: np.mean([te.fit.relations[r].kinds[k].select["f1"] for r in RULE_RELATIONS]) for k in GATE_KINDS}
+    assert gc["macro_f1"]["subspace"]["select"] == pytest.approx(sel["subspace"], abs=1e-4)
+    margin = sel["residual"] - sel["subspace"]
+    assert gc["chosen"] == ("residual" if margin > RULE_MARGIN else "subspace")
+    for kind in GATE_KINDS:
+        for rel in RULE_RELATIONS:
+            row = gc["relations"][kind][rel]
+            h = te.heldout[kind][rel]["at"]
+            assert row["heldout"] == [h["precision"], h["recall"], h["f1"]]

@@ -1,11 +1,12 @@
 """Relation fidelity: QK units scored against gold dependency arcs (``qkgraph eval``).
 
-Modules by job: ``corpus`` (gold words, arcs, split), ``batching`` (batches, word pooling),
-``units`` (unit names and logits), ``cache`` (residuals on disk), ``passes`` (the passes over the
-corpus), ``scoring`` (accuracy, choice, precision/recall), ``gates`` (logistic gates),
-``calibration`` (isotonic maps), ``qk`` (the graph's gated relation types), ``labelling`` and
-``labels`` (the label artifact's entries; reading and writing it), ``report``, ``plots``, and
-``run`` (``run_evaluation`` and the command line).
+Modules by job: ``corpus`` (gold words, arcs, split), ``batching`` (length-sorted batches of the
+library's WordBatch), ``units`` (unit names; logits from ``pipeline.model.units``), ``cache``
+(residuals on disk), ``passes`` (the passes over the corpus, the library ``score_words`` pass
+included), ``scoring`` (accuracy, choice, precision/recall), ``qk`` (the typed relations: four gate
+kinds, out-of-fold calibration, the gate kind of the set), ``labelling`` (the label artifact's
+entries), ``report``, ``plots``, and ``run`` (``run_evaluation`` and the command line). Gates,
+calibration maps, typed relations and the artifact's reader live in ``pipeline.relations``.
 """
 
 from __future__ import annotations

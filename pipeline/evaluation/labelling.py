@@ -1,5 +1,5 @@
 """The entries of the label artifact: the top subspaces of every layer by logit spread, each with its
-best relation and isotonic map, and the gated ``qk`` types; plus the uncalibrated diagnostics of where
+best relation and isotonic map, and the typed relations (``qk:`` ids) of the chosen gate kind; plus the uncalibrated diagnostics of where
 high shares land."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 
 from pipeline.evaluation.corpus import HELDOUT, REL_ALL, RELATIONS, SELECT, Corpus
 from pipeline.evaluation.passes import UnitSet
-from pipeline.evaluation.qk import QkFit
+from pipeline.evaluation.qk import TypedEvaluation
 from pipeline.evaluation.scoring import pair_correct, pr_at
 from pipeline.relations.calibration import DEFAULT_THRESHOLD, compress_knots, isotonic_fit, isotonic_predict
 from pipeline.relations.labels import ACCURACY_FLOOR
@@ -77,41 +77,43 @@ def _subspace_entry(
     return entry, preds, top, correct
 
 
-def _qk_entries(fit: QkFit, calib: dict) -> dict[str, dict]:
+def _qk_entries(te: TypedEvaluation) -> dict[str, dict]:
+    """``qk:`` entries of the chosen gate kind (the typed relations, as in the ``relations`` section)."""
     entries = {}
-    for rel, qu in fit.types.items():
-        u = qu.unit
-        xs, ys = compress_knots(*qu.knots)
-        e = fit.selected[rel]["qk"]
-        entries[e["unit"]] = {
+    for rel, t in te.typed[te.chosen].items():
+        att = te.fit.relations[rel].attachment
+        u = att.unit
+        xs, ys = compress_knots(*t.knots)
+        e = te.selected_entry(rel)
+        h = t.heldout
+        entry = {
             "kind": "qk",
             "label": rel if e["heldout"] >= ACCURACY_FLOOR else None,
             "best_relation": rel,
-            "direction": qu.direction,
+            "direction": t.direction,
             "accuracy": e["heldout"],
             "select_accuracy": e["select"],
             "attachment": {
                 "id": u.id,
-                "method": qu.method,
+                "method": att.method,
                 "layer": u.layer,
                 "head": u.head,
                 "k": u.k,
                 "components": [list(c) for c in u.components],
-                "heldout_accuracy": e["attachment_heldout"],
+                "heldout_accuracy": att.heldout,
             },
-            "heldout_at_threshold": {
-                "precision": calib["labelled"][rel][0],
-                "recall": calib["labelled"][rel][1],
-                "returned": calib["returned"][rel],
-            },
-            "gate": qu.gate.to_json(),
+            "heldout_at_threshold": {"precision": h["precision"], "recall": h["recall"], "returned": h["returned"]},
+            "gate_kind": t.gate_kind,
             "calibration": {
                 "x": xs,
                 "y": ys,
-                "target": f"pair (query, argmax) is a gold {rel} arc ({qu.direction})",
-                "score": "gate(query) x word-level attention share",
+                "target": f"pair (query, argmax) is a gold {rel} arc ({t.direction})",
+                "score": "gate x word-level attention share",
             },
         }
+        if t.gate is not None:
+            entry["gate"] = {**t.gate.to_json(), "features": t.gate_kind}
+        entries[t.id] = entry
     return entries
 
 
@@ -125,11 +127,10 @@ def label_entries(
     dirs: tuple[str, ...],
     gold_lab: set,
     held_unl: set[tuple[int, int]],
-    fit: QkFit,
-    calib: dict,
+    typed: TypedEvaluation,
 ) -> LabelEntries:
     """Entries for the top SUBSPACES_PER_LAYER subspaces of each layer (those among the rank-k units)
-    and the qk types. ``best_attention``: the row of the attention head chosen for ``all``."""
+    and the typed relations of the chosen gate kind (``qk:`` ids). ``best_attention``: the row of the attention head chosen for ``all``."""
     held = corpus.word_split == HELDOUT
     gpos = corpus.word_offset[corpus.word_sent]
     rank_index = {u.id: i for i, u in enumerate(rank.units)}
@@ -160,7 +161,7 @@ def label_entries(
         "precision": round(len(hp & held_unl) / len(hp), 4) if hp else None,
         "returned": len(hp),
     }
-    entries.update(_qk_entries(fit, calib))
+    entries.update(_qk_entries(typed))
     raw = {
         "n_subspaces": len(label_ids),
         "precision": None if raw_prec is None else round(raw_prec, 4),

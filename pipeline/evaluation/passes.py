@@ -30,6 +30,7 @@ from pipeline.evaluation.units import (
     share,
 )
 from pipeline.model.activations import Activations, capture
+from pipeline.relations.typed import TypedRelation, score_words, word_features
 
 POOL_SIZE = 32  # extra single components in the pool of a relation's assembled unit
 MAX_STEPS = 32
@@ -124,7 +125,7 @@ def pass_broad(
     ex, corpus: Corpus, causal: bool, components: bool, quiet: bool, cache: ResidualCache | None = None
 ) -> tuple[dict[str, UnitSet], dict[int, torch.Tensor]]:
     """One forward pass per batch: every attention head, head logit, rank-k truncation (and rank-1
-    component), plus the word-pooled residuals of the gate layers. Returns (units, features)."""
+    component), plus the word-pooled residuals of the gate layers (float16). Returns (units, features)."""
     ad = ex.adapter
     L, H, dh = ad.n_layers, ad.n_heads, ad.d_head
     n = corpus.n_words
@@ -178,8 +179,7 @@ def pass_broad(
         for l in range(L):
             x = acts.residuals[l].float()
             if l in feats:
-                f = torch.einsum("but,btd->bud", wb.m_avg, x)
-                feats[l][wb.gidx] = f[wb.bidx, wb.uidx].to(torch.float16)
+                feats[l][wb.gidx] = word_features(wb, x).to(torch.float16)
             hf = factors[l]
             coords = head_coordinates(hf, x)
             for k, members in rank_plan.get(l, {}).items():
@@ -391,3 +391,64 @@ def pass_specific(
         _store(us, slice(None), wb, p, v)
     log_progress(f"assembled-share pass: {time.time() - t0:.0f} s", quiet)
     return us
+
+
+# --------------------------------------------------------------------------------------------------
+# Word features of more layers, and the library pass of the typed relations
+# --------------------------------------------------------------------------------------------------
+
+
+def pass_word_features(
+    ex, corpus: Corpus, causal: bool, layers: list[int], quiet: bool, cache: ResidualCache | None = None
+) -> dict[int, torch.Tensor]:
+    """Word-pooled residuals [n_words, d_model] (float16, as pass A keeps them) of ``layers``."""
+    ad = ex.adapter
+    feats = {l: torch.zeros(corpus.n_words, ad.d_model, dtype=torch.float16) for l in layers}
+    if not layers:
+        return feats
+    t0 = time.time()
+    for bi, wb in enumerate(batches(corpus, causal, budget=_budget(ad))):
+        acts = cache.load(bi, wb, layers) if cache is not None else capture(ad, wb.ids, wb.mask, layers=layers)
+        for l in layers:
+            feats[l][wb.gidx] = word_features(wb, acts.residuals[l].float()).to(torch.float16)
+    log_progress(f"word features of layers {layers}: {time.time() - t0:.0f} s", quiet)
+    return feats
+
+
+def pass_typed(
+    ex,
+    corpus: Corpus,
+    causal: bool,
+    typed: dict[str, dict[str, TypedRelation]],
+    quiet: bool,
+    cache: ResidualCache | None = None,
+) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """The library's ``score_words`` over every batch of the corpus, for groups of typed relations
+    (``typed``: group -> relation -> TypedRelation; one group per gate kind). Returns group ->
+    relation -> (partner, share, gate, probability), each [n_words] (partner -1: none)."""
+    ad = ex.adapter
+    n = corpus.n_words
+    every = [t for group in typed.values() for t in group.values()]
+    unit_layers = sorted({t.layer for t in every})
+    layers = sorted(set(unit_layers) | {t.gate_layer for t in every if t.gate is not None})
+    factors = {l: HeadFactors(ex, l) for l in unit_layers}
+    out = {
+        g: {
+            rel: (torch.full((n,), -1, dtype=torch.long), torch.zeros(n), torch.zeros(n), torch.zeros(n))
+            for rel in group
+        }
+        for g, group in typed.items()
+    }
+    t0 = time.time()
+    for bi, wb in enumerate(batches(corpus, causal, budget=_budget(ad))):
+        acts = cache.load(bi, wb, layers) if cache is not None else capture(ad, wb.ids, wb.mask, layers=layers)
+        amask = model_mask(wb.mask, causal)
+        rot = _float_rotary(acts)
+        attachments: dict = {}  # one attachment per unit, shared by the groups
+        for g, group in typed.items():
+            scores = score_words(list(group.values()), factors, acts.residuals, rot, amask, wb, attachments)
+            for rel, s in scores.items():
+                for arr, v in zip(out[g][rel], (s.partner, s.share, s.gate, s.probability)):
+                    arr[wb.gidx] = v.to(arr.dtype)
+    log_progress(f"typed-relation pass (library score_words): {time.time() - t0:.0f} s", quiet)
+    return out

@@ -1,5 +1,5 @@
 """PNG figures of an evaluation: per-head accuracy heatmaps and the precision/recall curves of the
-calibrated ``qk`` relation types."""
+calibrated typed relations (the gate kind the set uses)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def write_plots(
     a1.axvline(LABELLED_BAR[1], ls=":", color="grey")
     a1.set_xlabel("held-out recall")
     a1.set_ylabel("held-out precision")
-    a1.set_title("calibrated qk relation types (circle: threshold 0.7)")
+    a1.set_title("calibrated typed relations (circle: threshold 0.7)")
     a1.set_xlim(0, 1)
     a1.set_ylim(0, 1.02)
     a1.legend(fontsize=8)

@@ -1,9 +1,11 @@
-"""The evaluation's report: held-out accuracy per relation and method, the calibrated ``qk`` relation
-types against their bars, as markdown tables and as one JSON object."""
+"""The evaluation's report: held-out accuracy per relation and method, the four gate kinds of the typed
+relations side by side, the calibrated typed relations against their bars, as markdown tables and as
+one JSON object."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -11,8 +13,11 @@ from pipeline.evaluation.corpus import ALL, REL_ALL, RELATIONS
 from pipeline.relations.calibration import DEFAULT_THRESHOLD
 from pipeline.relations.labels import ACCURACY_FLOOR
 
-METHODS = ("offset", "attention", "logit", "component", "rank_k", "assembled", "qk", "qk_query")
+METHODS = ("offset", "attention", "logit", "component", "rank_k", "assembled", "qk")
 BAR_RELATIONS = ("nsubj", "obj", "amod", "det", "case", "compound", "aux", "nmod:poss")
+BETWEEN_SPANS = ("iobj", "obl", "nmod", "conj", "xcomp")
+"""Relations whose arcs mostly join two spans (beyond the bar relations), shown in the gate table."""
+GATE_KIND_ORDER = ("subspace", "residual", "query", "none")
 LABELLED_BAR = (0.7, 0.2)  # precision >= 0.7 with recall >= 0.2 at the default threshold
 UNLABELLED_BAR = 0.85
 
@@ -60,6 +65,9 @@ class EvaluationReport:
     diagnostics: dict
     runtime_s: float
     plots: list = field(default_factory=list)
+    gate_comparison: dict = field(default_factory=dict)
+    typed: Any = field(default=None, repr=False)
+    """The TypedEvaluation (TypedRelation objects, fit-side and library per-word scores); not in the JSON."""
 
     @property
     def macro(self) -> dict[str, float | None]:
@@ -94,6 +102,7 @@ class EvaluationReport:
             "macro": self.macro,
             "accuracy": self.accuracy,
             "calibration": self.calibration,
+            "gate_comparison": self.gate_comparison,
             "bars": self.bars(),
             "selected": self.selected,
             "clark": {r: CLARK.get(r) for r in REL_ALL},
@@ -143,28 +152,28 @@ class EvaluationReport:
                 s = self.selected[r].get(m)
                 cells.append("—" if not s else f"`{s['unit']}` {_short_dir(s['direction'])} {100 * s['select']:.0f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        lines += self._gate_table(pct)
+        kind = self.calibration.get("gate_kind", "?")
         lines += [
             "",
-            f"### {self.model}: calibrated `qk` relation types at threshold {DEFAULT_THRESHOLD} (held-out)",
+            f"### {self.model}: calibrated typed relations (`{kind}` gates) at threshold {DEFAULT_THRESHOLD} (held-out)",
             "",
         ]
         lines += [
-            "| relation | attachment (gate layer) | precision | recall | returned pairs | bar (P>=0.7, R>=0.2) | query-only gate P / R |",
-            "|---|---|---|---|---|---|---|",
+            "| relation | attachment (gate layer) | precision | recall | returned pairs | bar (P>=0.7, R>=0.2) |",
+            "|---|---|---|---|---|---|",
         ]
         bars = self.bars()
-        qq = self.calibration.get("labelled_query_gate", {})
         for r in RELATIONS:
             p, rc = self.calibration["labelled"][r]
             n = self.calibration["returned"][r]
             e = self.selected[r].get("qk", {})
             unit = f"`{e.get('attachment', '—')}` ({e.get('gate_layer', '—')})"
             bar = ("met" if bars["labelled"][r] else "**not met**") if r in BAR_RELATIONS else ""
-            q = qq.get(r, [None, None])
-            lines.append(f"| {r} | {unit} | {pct(p)} | {pct(rc)} | {n} | {bar} | {pct(q[0])} / {pct(q[1])} |")
+            lines.append(f"| {r} | {unit} | {pct(p)} | {pct(rc)} | {n} | {bar} |")
         up, ur = self.calibration["unlabelled"]
         lines.append(
-            f"| **unlabelled** (union of the qk types) | | {pct(up)} | {pct(ur)} | {self.calibration['returned']['unlabelled']} | {'met' if bars['unlabelled'] else '**not met**'} (P>=0.85) | |"
+            f"| **unlabelled** (union of the typed relations) | | {pct(up)} | {pct(ur)} | {self.calibration['returned']['unlabelled']} | {'met' if bars['unlabelled'] else '**not met**'} (P>=0.85) |"
         )
         d = self.diagnostics
         if "raw_unlabelled" in d:
@@ -196,6 +205,37 @@ class EvaluationReport:
             f"Labels: {self.labels.get('n_labelled')} of {self.labels.get('n_entries')} subspaces labelled (held-out accuracy floor {ACCURACY_FLOOR}). Runtime {self.runtime_s:.0f} s.",
         ]
         return "\n".join(lines)
+
+    def _gate_table(self, pct) -> list[str]:
+        """The four gate kinds side by side: labelled P / R / F1 at the default threshold, selection
+        part (out of fold) and held out, and the rule's decision."""
+        gc = self.gate_comparison
+        if not gc:
+            return []
+        kinds = [k for k in GATE_KIND_ORDER if k in gc["relations"]]
+        lines = [
+            "",
+            f"### {self.model}: gate kinds side by side (labelled P / R / F1 at {DEFAULT_THRESHOLD}, %; "
+            "selection part out of fold | held out)",
+            "",
+            "| relation | " + " | ".join(f"{k} select | {k} held out" for k in kinds) + " |",
+            "|---|" + "---|---|" * len(kinds),
+        ]
+        fmt = lambda v: "/".join(pct(x) for x in v)  # noqa: E731
+        rels = [r for r in (*BAR_RELATIONS, *BETWEEN_SPANS) if r in gc["relations"][kinds[0]]]
+        for r in rels:
+            cells = [f"{fmt(gc['relations'][k][r]['select'])} | {fmt(gc['relations'][k][r]['heldout'])}" for k in kinds]
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        mf = gc["macro_f1"]
+        cells = [f"F1 {pct(mf[k]['select'])} | F1 {pct(mf[k]['heldout'])}" for k in kinds]
+        lines.append(f"| **macro over the {len(gc['rule_relations'])}** | " + " | ".join(cells) + " |")
+        d = gc["residual_minus_subspace"]
+        lines += [
+            "",
+            f"Rule: {gc['rule']}. Residual minus subspace macro F1: selection {100 * d['select']:+.1f} points, "
+            f"held out {100 * d['heldout']:+.1f} points. **Chosen: `{gc['chosen']}`.**",
+        ]
+        return lines
 
 
 def _short_dir(d: str) -> str:

@@ -195,12 +195,15 @@ def score_words(
     rotary,
     amask: torch.Tensor,
     wb: WordBatch,
+    attachments: dict | None = None,
 ) -> dict[str, WordScores]:
     """Score every typed relation on every word of a batch.
 
     ``factors``: layer -> HeadFactors of each unit's layer; ``residuals``: layer -> [B, T, d] the
     normalised residuals entering Q/K (unit layers and gate layers); ``rotary``: (cos, sin) in float32
-    or None; ``amask``: [B, T, T] the model's additive mask. Returns relation -> WordScores.
+    or None; ``amask``: [B, T, T] the model's additive mask. ``attachments``: a dict kept by the
+    caller across calls on the same batch, so typed relations sharing one unit (the same relation
+    under several gate kinds) compute its attachment once. Returns relation -> WordScores.
     """
     B, U = wb.cand.shape[:2]
     flat = torch.full((B, U), -1, dtype=torch.long)
@@ -208,13 +211,17 @@ def score_words(
     feats: dict[int, torch.Tensor] = {}
     coords: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     out: dict[str, WordScores] = {}
+    seen: dict = attachments if attachments is not None else {}
     for t in typed:
-        x = residuals[t.layer].float()
-        if t.layer not in coords:  # every head's coordinates of the layer, in one product each
-            coords[t.layer] = head_coordinates(factors[t.layer], x)
-        sh = share(t.logits(factors[t.layer], x, rotary, coords[t.layer])[None], amask)
-        pred, top = masked_argmax(pool_to(sh, wb), wb)
-        pred, top = pred[0], top[0].nan_to_num(0.0, neginf=0.0)
+        unit = (t.method, t.layer, t.components)
+        if unit not in seen:
+            x = residuals[t.layer].float()
+            if t.layer not in coords:  # every head's coordinates of the layer, in one product each
+                coords[t.layer] = head_coordinates(factors[t.layer], x)
+            sh = share(t.logits(factors[t.layer], x, rotary, coords[t.layer])[None], amask)
+            p, v = masked_argmax(pool_to(sh, wb), wb)
+            seen[unit] = (p[0], v[0].nan_to_num(0.0, neginf=0.0))
+        pred, top = seen[unit]
         has = pred >= 0
         partner_flat = torch.where(has, flat[wb.bidx, pred.clamp(min=0)], torch.arange(len(pred)))
         if t.gate is None:
