@@ -13,6 +13,7 @@ SpanKind = Literal["entity", "noun_chunk", "word", "pronoun"]
 
 DEPENDENCY_RELATIONS: tuple[str, ...] = (
     "nsubj",
+    "nsubj:pass",
     "obj",
     "iobj",
     "amod",
@@ -35,6 +36,8 @@ DEPENDENCY_RELATIONS: tuple[str, ...] = (
     "acl",
     "acl:relcl",
     "advcl",
+    "nummod",
+    "appos",
 )
 """The closed set of Universal Dependencies relation names a typed relation can carry (matched exactly
 on DEPREL by the evaluation: ``obl`` excludes ``obl:tmod``, ``nsubj`` excludes ``nsubj:pass``)."""

@@ -230,3 +230,33 @@ def test_assembled_logits_equal_the_sum_of_their_component_logits(family):
     comps = [(0, 1), (0, 3), (2, 0), (2, 5), (3, 7)]
     ref = sum(component_logits(hf, x, rot, h, [r for hh, r in comps if hh == h]).sum(0) for h in (0, 2, 3))
     torch.testing.assert_close(assembled_logits(hf, x, rot, comps), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_span_maps_are_isotonic_fits_that_only_lower_a_claim():
+    from pipeline.evaluation.span_calibration import fit_span_maps
+
+    # obj: between spans, pairs at 0.8 are right half the time, at 0.9 always; det: too few
+    outcomes = [("obj", 0.8, i % 2 == 0) for i in range(10)] + [("obj", 0.9, True)] * 10 + [("det", 0.9, False)] * 3
+    maps = fit_span_maps(outcomes, threshold=0.7, min_occurrences=10)
+    assert maps["obj"]["x"] == [0.8, 0.9] and maps["obj"]["y"] == [0.5, 1.0]
+    assert maps["obj"]["word_level_at_threshold"] == {"occurrences": 20, "precision": 0.75}
+    assert maps["obj"]["span_level_at_threshold"] == {"occurrences": 10, "precision": 1.0}
+    assert "x" not in maps["det"] and maps["det"]["occurrences"] == 3
+    t = load_typed_relations(MODEL).relations["obj"]
+    import dataclasses
+
+    import numpy as np
+
+    u = dataclasses.replace(t, span_knots=(np.array(maps["obj"]["x"]), np.array(maps["obj"]["y"])))
+    assert u.span_probability(0.8) == 0.5 and u.span_probability(0.9) == 0.9  # min(word, map)
+    assert dataclasses.replace(t, span_knots=None).span_probability(0.8) == 0.8
+
+
+def test_span_outcomes_come_from_the_ingest_path_on_the_selection_part(ewt_dev_path):
+    from pipeline.evaluation.span_calibration import span_outcomes
+    from pipeline.relations.extract import SPAN_CANDIDATE_FLOOR
+
+    outcomes, info = span_outcomes(ewt_dev_path, MODEL, max_sentences=60)
+    assert info["sentences"] == 60 and info["occurrences"] == len(outcomes) > 10
+    assert all(r in DEPENDENCY_RELATIONS and SPAN_CANDIDATE_FLOOR <= p <= 1.0 for r, p, _ in outcomes)
+    assert any(ok for *_, ok in outcomes) and not all(ok for *_, ok in outcomes)

@@ -321,6 +321,8 @@ class GraphScore:
     hits_not_linkable: int
     repeated_gold_ids: int = 0
     source: str = ""
+    outcomes: list[tuple[str | None, float, bool]] = field(default_factory=list, repr=False)
+    """Every occurrence as (relation, score, labelled-correct): what span calibration is fitted on."""
 
     @property
     def unlabelled_recall(self) -> float | None:
@@ -566,6 +568,7 @@ def score_graph(
     relation_ids: set[str] = set()
     unmapped = cited_not_rederived = hits_not_linkable = n_mentions = 0
     unlabelled_linkable = unlabelled_recalled = 0
+    outcomes: list[tuple[str | None, float, bool]] = []
     for c in contributions:
         g = gold[c.document]
         # Mentions by (start, end, key): the derived ones, then every cited one.
@@ -623,6 +626,7 @@ def score_graph(
                 is_directed = any(head in s.words and dep in t.words for _, dep, head in same)
                 is_unlabelled = bool(arcs)
                 pron = "pronoun" in (s.kind, t.kind)
+                outcomes.append((relation, float(ev.score), is_labelled))
                 for r in (row, tally.overall, tally.with_pronoun if pron else tally.without_pronoun):
                     r.occurrences += 1
                     r.labelled += is_labelled
@@ -669,5 +673,6 @@ def score_graph(
         cited_not_rederived=cited_not_rederived,
         hits_not_linkable=hits_not_linkable,
         repeated_gold_ids=repeated,
+        outcomes=outcomes,
         source=str(conllu_path),
     )

@@ -138,7 +138,9 @@ def label_entries(
     raw_pairs: set[tuple[int, int]] = set()
     raw_lab_tp, raw_n = 0, 0
     label_ids = [
-        s.id for l in range(ex.adapter.n_layers) for s in ex.extract_relational_subspaces(l, top_k=SUBSPACES_PER_LAYER)
+        s.id
+        for l in range(ex.adapter.n_layers)
+        for s in ex.extract_relational_subspaces(l, top_k=SUBSPACES_PER_LAYER, typed=False)
     ]
     for sid in label_ids:
         if sid not in rank_index:

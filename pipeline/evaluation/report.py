@@ -71,7 +71,7 @@ class EvaluationReport:
 
     @property
     def macro(self) -> dict[str, float | None]:
-        """Mean held-out accuracy over the 23 relations per method (None: the method did not run)."""
+        """Mean held-out accuracy over the evaluated relations per method (None: the method did not run)."""
         out: dict[str, float | None] = {}
         for m in METHODS:
             vals = [self.accuracy[r].get(m) for r in RELATIONS]
@@ -143,7 +143,9 @@ class EvaluationReport:
             ]
             lines.append(f"| {r} | {self.counts[r]['heldout']} | {cl} | " + " | ".join(cells) + " |")
         mac = self.macro
-        lines.append("| **macro** (23 relations) | | | " + " | ".join(pct(mac[m]) for m in METHODS) + " |")
+        lines.append(
+            f"| **macro** ({len(RELATIONS)} relations) | | | " + " | ".join(pct(mac[m]) for m in METHODS) + " |"
+        )
         lines += ["", f"### {self.model}: chosen unit per relation and method (direction; selection-part accuracy)", ""]
         lines += ["| relation | " + " | ".join(METHODS) + " |", "|" + "---|" * (1 + len(METHODS))]
         for r in REL_ALL:

@@ -9,9 +9,11 @@ Two modes:
 * **typed** (the default of ``qkgraph ingest``): the model's typed relations (``TypedRelation``, from
   the label artifact) score every word of a sentence (``typed.score_words``, one sentence per model
   input, as the calibration was measured). A word pair (dependent, head) whose calibrated probability
-  is >= ``threshold`` becomes evidence ``head span -relation-> dependent span`` when the two words lie
-  in two different spans of the sentence. A word has one head in a dependency tree, so each dependent
-  word keeps only its most probable relation.
+  is a candidate when the two words lie in two different spans of the sentence; a word has one head in a
+  dependency tree, so each dependent word keeps only its most probable relation. The candidate
+  ``head span -relation-> dependent span`` becomes evidence when its *span-level* probability
+  (``TypedRelation.span_probability``: the word-pair probability, lowered where graph occurrences of
+  the relation were measured to be right less often) is >= ``threshold``.
 * **subspaces** (exploration): untyped relational subspaces; the pooled attention share between two
   spans (``pooling``) >= ``threshold`` is evidence, named by the subspace id.
 """
@@ -35,6 +37,10 @@ from pipeline.relations.words import WordBatch, prefix_token, word_pooling
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 log = logging.getLogger("qkgraph.relations")
+
+SPAN_CANDIDATE_FLOOR = 0.3
+"""The span calibration maps are fitted on the candidates of an ingest run at this threshold, so
+they are defined from it on (ingestion itself takes candidates from ``threshold``)."""
 
 
 @dataclass
@@ -101,6 +107,8 @@ class RelationExtractor:
         self.prefix = prefix_token(self.tok, self.causal) if typed else None
         self.factors = {t.layer: HeadFactors(extractor, t.layer) for t in typed}
         self.layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
+        self.by_relation = {t.relation: t for t in typed}
+        self.candidate_floor = threshold
 
     @property
     def mode(self) -> str:
@@ -147,10 +155,18 @@ class RelationExtractor:
         return next_out
 
     def _finish(self, p: _Pending) -> DocumentAnalysis:
-        rels = [
-            SpanRelation(a, b, rel, score, sent, unit)
-            for (a, b, rel, sent), (score, unit) in sorted(p.relations.items())
-        ]
+        if self.typed:
+            # the claim of an edge occurrence is its span-calibrated probability
+            rels = []
+            for (a, b, rel, sent), (raw, unit) in sorted(p.relations.items()):
+                score = self.by_relation[rel].span_probability(raw)
+                if score >= self.threshold:
+                    rels.append(SpanRelation(a, b, rel, score, sent, unit))
+        else:
+            rels = [
+                SpanRelation(a, b, rel, score, sent, unit)
+                for (a, b, rel, sent), (score, unit) in sorted(p.relations.items())
+            ]
         self.stats.documents += 1
         self.stats.relations += len(rels)
         return DocumentAnalysis(p.document, p.sentences, p.spans, rels, p.n_tokens, dict(self.settings))
@@ -277,7 +293,7 @@ class RelationExtractor:
         b_list, u_list = bidx.tolist(), uidx.tolist()
         for rel, ws in scores.items():
             t = by_rel[rel]
-            hits = torch.nonzero(ws.probability >= self.threshold).flatten().tolist()
+            hits = torch.nonzero(ws.probability >= self.candidate_floor).flatten().tolist()
             for n in hits:
                 b, u = b_list[n], u_list[n]
                 j = int(ws.partner[n])
