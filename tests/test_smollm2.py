@@ -33,3 +33,32 @@ def test_smollm2_layout_and_exact_logits(smollm2):
     subs = ex.extract_relational_subspaces(layers[1], top_k=3)
     rels = ex.identify_relation_types(enc["input_ids"], subs, threshold=0.5)
     assert all(r.key < r.query for r in rels)  # causal: a token only relates to earlier tokens
+
+
+def test_smollm2_typed_relations_give_head_to_dependent_span_edges(smollm2):
+    """The decoder's typed set on the ingest path: the sink token, visible-direction units oriented by
+    their head side, relation names and units on every edge."""
+    from pipeline.model.extractor import KnowledgeGraphExtractor
+    from pipeline.relations import RelationExtractor
+    from pipeline.text.defaults import DEFAULT_SPACY
+    from pipeline.text.nlp import load_spacy
+    from pipeline.text.spans import parse_documents
+    from pipeline.types import DEPENDENCY_RELATIONS, Document
+
+    ex = KnowledgeGraphExtractor(smollm2.model, smollm2.tokenizer, typed_relations="smollm2")
+    assert ex.typed_relations is not None
+    typed = list(ex.typed_relations.relations.values())
+    assert {t.direction for t in typed} == {"visible"} and {t.head_side for t in typed} <= {"query", "key"}
+    rex = RelationExtractor(ex, typed, threshold=0.5)
+    assert rex.prefix is not None  # SmolLM2's tokenizer adds no BOS: the attention sink is prepended
+    text = "Priya Raman signed a contract with the new team. The company builds small satellites."
+    analysis = next(iter(rex.run(parse_documents(load_spacy(DEFAULT_SPACY), [Document("d", text)]))))
+    assert analysis.relations
+    spans = analysis.spans
+    by_unit = {t.id: t for t in typed}
+    found = set()
+    for r in analysis.relations:
+        assert r.relation in DEPENDENCY_RELATIONS and by_unit[r.unit].relation == r.relation and r.score >= 0.5
+        assert spans[r.source].sent_index == spans[r.target].sent_index == r.sent_index
+        found.add((spans[r.source].text, r.relation, spans[r.target].text))
+    assert ("builds", "nsubj", "The company") in found or ("signed", "nsubj", "Priya Raman") in found, found
