@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--conllu", default=str(EWT_DEV), help="gold CoNLL-U file (its held-out half is ingested)")
     ap.add_argument("--max-sentences", type=int, help="only the first N held-out sentences")
+    ap.add_argument("--model", default=None, help="model to ingest with (default: the packaged default)")
     ap.add_argument("--keep", metavar="DIR", help="keep the held-out file and the graphs in DIR")
     args = ap.parse_args(argv)
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     scores: dict[str, GraphScore] = {}
     for name, extra in sides:
         graph_path = work / f"{name}.json"
-        ingest_s, tail = ingest(part.path, graph_path, extra)
+        ingest_s, tail = ingest(part.path, graph_path, extra + (["--model", args.model] if args.model else []))
         print(tail, flush=True)
         t0 = time.perf_counter()
         score = score_graph(graph_path, part.path)
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "conllu": str(args.conllu),
         "heldout": {"documents": len(part.documents), "sentences": part.n_sentences},
         "max_sentences": args.max_sentences,
+        "model": args.model,
         "typed_available": typed_available,
         "runs": runs,
         "summary": {k: v for k, v in summary.items() if k != "markdown"},
