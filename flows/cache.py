@@ -8,6 +8,7 @@ its content hash, ``IngestSettings.as_dict()`` and ``CACHE_FORMAT``; the documen
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -18,16 +19,35 @@ from pipeline.ingest.settings import IngestSettings
 from pipeline.types import Document, DocumentAnalysis
 
 #: Bump when DocumentAnalysis or the extraction code changes what a cached analysis means.
-CACHE_FORMAT = 1
+#: 2: typed relations (SpanRelation.unit), pronoun spans.
+CACHE_FORMAT = 2
 #: Environment variable naming the cache folder (default: $PREFECT_HOME/qkgraph-cache).
 CACHE_DIR_ENV = "QKGRAPH_CACHE_DIR"
 
 
+@functools.lru_cache(maxsize=16)
+def _artifact_digest(model: str, mtime_ns: int) -> str:
+    from pipeline.relations.labels import labels_path
+
+    return hashlib.sha256(labels_path(model).read_bytes()).hexdigest()
+
+
+def typed_set_digest(model: str) -> str:
+    """sha256 of the model's label artifact (its typed relation set), "" when it has none: a rebuilt
+    set changes what typed analyses mean, so it is part of their cache key."""
+    from pipeline.relations.labels import labels_path
+
+    path = labels_path(model)
+    return _artifact_digest(model, path.stat().st_mtime_ns) if path.is_file() else ""
+
+
 def analysis_cache_key(content_hash: str, settings: IngestSettings) -> str:
-    """The cache key of one document's analysis: content hash + extractor settings + CACHE_FORMAT."""
-    payload = json.dumps(
-        {"format": CACHE_FORMAT, "content_hash": content_hash, "settings": settings.as_dict()}, sort_keys=True
-    )
+    """The cache key of one document's analysis: content hash + extractor settings + CACHE_FORMAT
+    (+ the typed relation set's digest in typed mode)."""
+    body: dict[str, Any] = {"format": CACHE_FORMAT, "content_hash": content_hash, "settings": settings.as_dict()}
+    if settings.relation_types == "typed":
+        body["typed_set"] = typed_set_digest(settings.model)
+    payload = json.dumps(body, sort_keys=True)
     return "analysis-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
