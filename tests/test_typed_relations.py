@@ -171,7 +171,7 @@ def test_word_scores_are_calibrated_gate_times_share(typed_ex, lm):
     from pipeline.model.units import HeadFactors, model_mask
     from pipeline.relations.alignment import align_subwords
     from pipeline.relations.typed import score_words
-    from pipeline.relations.words import WordBatch, word_pooling
+    from pipeline.relations.words import word_batch
 
     text = "Marie Curie won the Nobel Prize in Physics ."
     words, pos = [], 0
@@ -182,12 +182,7 @@ def test_word_scores_are_calibrated_gate_times_share(typed_ex, lm):
     enc = lm.tokenizer(text, return_offsets_mapping=True)
     ids, offs = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
     members = align_subwords(text, offs, words)
-    T, n = len(ids), len(words)
-    m_sum, m_avg, cand = word_pooling([members], T, False)
-    wb = WordBatch(
-        [0], torch.tensor([ids]), torch.ones(1, T, dtype=torch.long), m_sum, m_avg, cand,
-        torch.zeros(n, dtype=torch.long), torch.arange(n), torch.arange(n),
-    )  # fmt: skip
+    wb = word_batch(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), [members], False)
     typed = list(typed_ex.typed_relations.relations.values())
     acts = capture(typed_ex.adapter, wb.ids, wb.mask)
     factors = {t.layer: HeadFactors(typed_ex, t.layer) for t in typed}

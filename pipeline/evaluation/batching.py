@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.evaluation.corpus import Corpus
-from pipeline.relations.words import WordBatch, masked_argmax, pool_mean, pool_to, word_pooling
+from pipeline.relations.words import WordBatch, masked_argmax, pad_rows, pool_mean, pool_to, word_batch, word_pooling
 
 
 def batches(corpus: Corpus, causal: bool, budget: int = 3000, only: np.ndarray | None = None) -> Iterator[WordBatch]:
@@ -35,19 +35,11 @@ def batches(corpus: Corpus, causal: bool, budget: int = 3000, only: np.ndarray |
 
 def _make_batch(corpus: Corpus, group: list[int], causal: bool) -> WordBatch:
     sents = [corpus.sentences[k] for k in group]
-    T = max(len(s.ids) for s in sents)
-    ids = torch.zeros(len(sents), T, dtype=torch.long)
-    mask = torch.zeros(len(sents), T, dtype=torch.long)
-    for b, s in enumerate(sents):
-        ids[b, : len(s.ids)] = torch.tensor(s.ids)
-        mask[b, : len(s.ids)] = 1
-    m_sum, m_avg, cand = word_pooling([s.members for s in sents], T, causal)
-    bidx = torch.tensor([b for b, s in enumerate(sents) for _ in range(s.n_words)], dtype=torch.long)
-    uidx = torch.tensor([u for s in sents for u in range(s.n_words)], dtype=torch.long)
+    ids, mask = pad_rows([s.ids for s in sents])
     gidx = torch.tensor(
         [corpus.word_offset[k] + u for k, s in zip(group, sents) for u in range(s.n_words)], dtype=torch.long
     )
-    return WordBatch(group, ids, mask, m_sum, m_avg, cand, bidx, uidx, gidx)
+    return word_batch(ids, mask, [s.members for s in sents], causal, sent=group, gidx=gidx)
 
 
 __all__ = ["WordBatch", "batches", "masked_argmax", "pool_mean", "pool_to", "word_pooling"]

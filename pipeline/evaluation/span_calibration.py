@@ -23,6 +23,7 @@ Run it after ``qkgraph eval ... --write-labels`` (which rewrites the set and dro
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -119,7 +120,7 @@ def write_span_calibration(
     from pipeline.relations.labels import labels_path, load_labels_artifact, write_labels_artifact
 
     path = Path(labels) if labels is not None else labels_path(model)
-    data = json.loads(json.dumps(load_labels_artifact(model, path)))  # a deep copy to edit
+    data = copy.deepcopy(load_labels_artifact(model, path))  # the loaded artifact is cached: edit a copy
     outcomes, info = span_outcomes(conllu_path, model, path, max_sentences)
     threshold = float(data.get("default_threshold", 0.7))
     maps = fit_span_maps(outcomes, threshold)

@@ -79,15 +79,14 @@ def load_models(settings: IngestSettings) -> Models:
     nlp.max_length = max(nlp.max_length, MAX_DOCUMENT_CHARS + 1)
     if settings.relation_types == "typed":
         try:
-            ex.use_typed_relations(lm.name)
+            typed_set = ex.use_typed_relations(lm.name)
         except TypedRelationsMissingError as exc:
             message = f"{exc}. Falling back to untyped relational subspaces (--relation-types subspaces)."
             log.warning(message)
             warnings.warn(message, UntypedFallbackWarning, stacklevel=2)
             settings = replace(settings, relation_types="subspaces")
         else:
-            assert ex.typed_relations is not None
-            typed = [t for t in ex.typed_relations.relations.values() if t.layer in layers]
+            typed = [t for t in typed_set.relations.values() if t.layer in layers]
             return Models(settings, nlp, ex, typed, {t.relation: t.relation for t in typed})
     subspaces = [s for layer in layers for s in ex.extract_relational_subspaces(layer, settings.top_k, typed=False)]
     return Models(settings, nlp, ex, subspaces, relation_labels_for(lm.name, subspaces, settings.threshold))

@@ -554,26 +554,18 @@ class KnowledgeGraphExtractor:
 
     def _typed_token_relations(self, token_ids, typed, threshold: float, attention_mask) -> list[TokenRelation]:
         """Typed relations between tokens: every real, non-special token is one word."""
-        from pipeline.model.units import model_mask
-        from pipeline.relations.typed import score_words
-        from pipeline.relations.words import WordBatch, word_pooling
+        from pipeline.relations.typed import score_batch
+        from pipeline.relations.words import word_batch
 
         ids, mask = self._as_batch(token_ids, attention_mask)
         ok = self.endpoint_mask(ids, mask).cpu()
         B, T = ids.shape
         members = [[[t] for t in range(T) if ok[b, t]] for b in range(B)]
-        m_sum, m_avg, cand = word_pooling([m if m else [[]] for m in members], T, self.adapter.causal)
-        bidx = torch.tensor([b for b, m in enumerate(members) for _ in m], dtype=torch.long)
-        uidx = torch.tensor([u for m in members for u in range(len(m))], dtype=torch.long)
-        if not len(bidx):
+        if not any(members):
             return []
-        wb = WordBatch(list(range(B)), ids.cpu(), mask.cpu(), m_sum, m_avg, cand, bidx, uidx, torch.arange(len(bidx)))
-        layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
-        acts = capture(self.adapter, ids, mask, layers=layers, stop_early=True)
-        rot = None if acts.rotary is None else (acts.rotary[0].float().cpu(), acts.rotary[1].float().cpu())
-        residuals = {layer: acts.residuals[layer].float().cpu() for layer in layers}
-        factors = {t.layer: self._factors_of(t.layer) for t in typed}
-        scores = score_words(typed, factors, residuals, rot, model_mask(mask.cpu(), self.adapter.causal), wb)
+        wb = word_batch(ids.cpu(), mask.cpu(), members, self.adapter.causal)
+        scores = score_batch(self, typed, {t.layer: self._factors_of(t.layer) for t in typed}, wb)
+        bidx, uidx = wb.bidx, wb.uidx
         out = []
         for t in typed:
             ws = scores[t.relation]

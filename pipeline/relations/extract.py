@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pipeline.model.activations import capture
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
-from pipeline.model.units import HeadFactors, model_mask
+from pipeline.model.units import HeadFactors
 from pipeline.relations.alignment import align_subwords, membership
 from pipeline.relations.pooling import pool_span_scores
-from pipeline.relations.typed import TypedRelation, score_words
+from pipeline.relations.typed import TypedRelation, score_batch
 from pipeline.relations.windows import Window, make_windows
-from pipeline.relations.words import WordBatch, prefix_token, word_pooling
+from pipeline.relations.words import WordBatch, pad_rows, prefix_token, word_batch
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 log = logging.getLogger("qkgraph.relations")
@@ -106,9 +105,7 @@ class RelationExtractor:
         self.causal = extractor.adapter.causal
         self.prefix = prefix_token(self.tok, self.causal) if typed else None
         self.factors = {t.layer: HeadFactors(extractor, t.layer) for t in typed}
-        self.layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
         self.by_relation = {t.relation: t for t in typed}
-        self.candidate_floor = threshold
 
     @property
     def mode(self) -> str:
@@ -249,51 +246,27 @@ class RelationExtractor:
                 align_subwords(text, offsets, [(p.words[k][0] - w.start, p.words[k][1] - w.start) for k in idx])
             )
             word_ids.append(idx)
-        T = max(len(r) for r in rows)
-        B = len(rows)
-        ids_t = torch.zeros(B, T, dtype=torch.long)
-        mask = torch.zeros(B, T, dtype=torch.long)
-        for b, r in enumerate(rows):
-            ids_t[b, : len(r)] = torch.tensor(r)
-            mask[b, : len(r)] = 1
-        self.stats.windows += B
+        ids_t, mask = pad_rows(rows)
+        self.stats.windows += len(rows)
         for b, w in enumerate(windows):
             n_real = int(mask[b].sum())
             pending[w.doc_index].n_tokens += n_real
             self.stats.tokens += n_real
-        n_words = [len(m) for m in members]
-        if sum(n_words) > 0:
-            self._typed_batch(windows, pending, ids_t, mask, members, word_ids)
+        if any(members):
+            self._typed_batch(windows, pending, word_batch(ids_t, mask, members, self.causal), word_ids)
         for w in windows:
             pending[w.doc_index].windows_left -= 1
 
     def _typed_batch(
-        self,
-        windows: list[Window],
-        pending: dict[int, _Pending],
-        ids: torch.Tensor,
-        mask: torch.Tensor,
-        members: list[list[list[int]]],
-        word_ids: list[list[int]],
+        self, windows: list[Window], pending: dict[int, _Pending], wb: WordBatch, word_ids: list[list[int]]
     ) -> None:
-        T = ids.shape[1]
-        m_sum, m_avg, cand = word_pooling([m if m else [[]] for m in members], T, self.causal)
-        bidx = torch.tensor([b for b, m in enumerate(members) for _ in m], dtype=torch.long)
-        uidx = torch.tensor([u for m in members for u in range(len(m))], dtype=torch.long)
-        wb = WordBatch(list(range(len(members))), ids, mask, m_sum, m_avg, cand, bidx, uidx, torch.arange(len(bidx)))
-        acts = capture(
-            self.ex.adapter, ids.to(self.ex.device), mask.to(self.ex.device), layers=self.layers, stop_early=True
-        )
-        rot = None if acts.rotary is None else (acts.rotary[0].float(), acts.rotary[1].float())
-        residuals = {layer: acts.residuals[layer].float() for layer in self.layers}
-        scores = score_words(self.typed, self.factors, residuals, rot, model_mask(mask, self.causal), wb)
+        scores = score_batch(self.ex, self.typed, self.factors, wb)
         # the best relation of each dependent word: (probability, relation, head word, unit)
         best: dict[tuple[int, int], tuple[float, str, int, str]] = {}
-        by_rel = {t.relation: t for t in self.typed}
-        b_list, u_list = bidx.tolist(), uidx.tolist()
+        b_list, u_list = wb.bidx.tolist(), wb.uidx.tolist()
         for rel, ws in scores.items():
-            t = by_rel[rel]
-            hits = torch.nonzero(ws.probability >= self.candidate_floor).flatten().tolist()
+            t = self.by_relation[rel]
+            hits = torch.nonzero(ws.probability >= self.threshold).flatten().tolist()
             for n in hits:
                 b, u = b_list[n], u_list[n]
                 j = int(ws.partner[n])

@@ -25,8 +25,8 @@ import torch
 
 from pipeline.errors import QkgraphError
 from pipeline.model.rope import apply_rope
-from pipeline.model.units import HeadFactors, assembled_logits, head_coordinates, share
-from pipeline.relations.calibration import isotonic_predict
+from pipeline.model.units import HeadFactors, assembled_logits, head_coordinates, model_mask, share
+from pipeline.relations.calibration import compress_knots, isotonic_predict
 from pipeline.relations.gates import Gate
 from pipeline.relations.words import WordBatch, masked_argmax, pool_to
 
@@ -256,6 +256,20 @@ def score_words(
     return out
 
 
+def score_batch(
+    ex, typed: Sequence[TypedRelation], factors: dict[int, HeadFactors], wb: WordBatch
+) -> dict[str, WordScores]:
+    """``score_words`` on a WordBatch after one forward pass of ``ex``'s model (a
+    KnowledgeGraphExtractor), stopped after the deepest layer the units and gates need."""
+    from pipeline.model.activations import capture
+
+    layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
+    acts = capture(ex.adapter, wb.ids.to(ex.device), wb.mask.to(ex.device), layers=layers, stop_early=True)
+    rot = None if acts.rotary is None else (acts.rotary[0].float().cpu(), acts.rotary[1].float().cpu())
+    residuals = {layer: acts.residuals[layer].float().cpu() for layer in layers}
+    return score_words(typed, factors, residuals, rot, model_mask(wb.mask, ex.adapter.causal), wb)
+
+
 # ── the artifact ────────────────────────────────────────────────────────────────────────────────
 
 
@@ -288,9 +302,7 @@ def typed_relation_from_json(relation: str, entry: dict) -> TypedRelation:
 
 
 def typed_relation_to_json(t: TypedRelation, extra: dict | None = None) -> dict:
-    """The artifact entry of a TypedRelation (calibration knots compressed by the caller)."""
-    from pipeline.relations.calibration import compress_knots
-
+    """The artifact entry of a TypedRelation (its calibration knots compressed)."""
     xs, ys = compress_knots(*t.knots)
     entry: dict[str, Any] = {
         "unit": {

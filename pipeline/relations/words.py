@@ -36,6 +36,44 @@ class WordBatch:
     gidx: torch.Tensor
 
 
+def pad_rows(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded [B, T] ids and attention mask from token id lists (positions 0..len-1 per row)."""
+    T = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), T, dtype=torch.long)
+    mask = torch.zeros(len(rows), T, dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[b, : len(r)] = 1
+    return ids, mask
+
+
+def word_batch(
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    members: list[list[list[int]]],
+    causal: bool,
+    sent: list[int] | None = None,
+    gidx: torch.Tensor | None = None,
+) -> WordBatch:
+    """The WordBatch of a padded batch whose row b has words ``members[b]`` (subword positions each).
+
+    ``sent``: an id per row (default 0..B-1); ``gidx``: global word indices (default 0..N-1)."""
+    m_sum, m_avg, cand = word_pooling([m if m else [[]] for m in members], ids.shape[1], causal)
+    bidx = torch.tensor([b for b, m in enumerate(members) for _ in m], dtype=torch.long)
+    uidx = torch.tensor([u for m in members for u in range(len(m))], dtype=torch.long)
+    return WordBatch(
+        list(range(len(members))) if sent is None else sent,
+        ids,
+        mask,
+        m_sum,
+        m_avg,
+        cand,
+        bidx,
+        uidx,
+        torch.arange(len(bidx)) if gidx is None else gidx,
+    )
+
+
 def pool_to(att: torch.Tensor, wb: WordBatch) -> torch.Tensor:
     """Attention-like [..., B, T, T] -> word level [..., B, U, U]: mean over FROM subwords, sum over TO subwords."""
     return torch.einsum("but,...bts,bvs->...buv", wb.m_avg, att, wb.m_sum)
