@@ -134,6 +134,64 @@ class SpanRelation:
     unit: str = ""
 
 
+FactKind = Literal["action", "oblique", "copula", "possession"]
+"""How a fact was composed (``pipeline.relations.facts``): subject + obj/iobj of one predicate
+(``action``), subject + obl with its case word (``oblique``: "born in"), subject + cop (``copula``:
+"X is a Y"), or nmod:poss (``possession``: "X's Y")."""
+
+
+@dataclass(frozen=True)
+class FactArc:
+    """One typed word-to-word arc that supports a fact.
+
+    Attributes:
+        relation: its UD name (``nsubj``, ``obj``, ``case``...).
+        unit: the id of the typed unit that produced it ("" for arcs from a parser, e.g. spaCy's).
+        probability: its calibrated probability (1.0 for a parser's arcs).
+        head_start, head_end, dependent_start, dependent_end: character offsets of the two words in the
+            document text.
+    """
+
+    relation: str
+    unit: str
+    probability: float
+    head_start: int
+    head_end: int
+    dependent_start: int
+    dependent_end: int
+
+
+@dataclass(frozen=True)
+class SpanFact:
+    """A statement about two spans of one sentence: ``subject -[predicate]-> object``.
+
+    Composed from typed arcs (``pipeline.relations.facts.compose_facts``): "Marie Curie won the Nobel
+    Prize" gives ``(Marie Curie, win, the Nobel Prize)`` from nsubj(won, Curie) and obj(won, Prize).
+
+    Attributes:
+        subject, object: indices into ``DocumentAnalysis.spans`` (two spans with different keys).
+        predicate: the predicate's lemma, plus particle and preposition (``win``, ``set up``,
+            ``move to``, ``be born in``, ``be``, ``have``); text from the document.
+        probability: the product of the probabilities of ``arcs`` (the fact is right only if every
+            arc it rests on is right).
+        sent_index: the sentence it comes from.
+        kind: how it was composed (``FactKind``).
+        arcs: the arcs it rests on, subject arc first.
+        predicate_start, predicate_end: character offsets of the predicate word (the verb; the copula
+            for ``copula``); -1, -1 for ``possession``, which has no predicate word.
+    """
+
+    subject: int
+    object: int
+    predicate: str
+    probability: float
+    sent_index: int
+    kind: FactKind
+    arcs: tuple[FactArc, ...]
+    predicate_start: int = -1
+    predicate_end: int = -1
+
+
 @dataclass
 class DocumentAnalysis:
     """Everything the graph needs from one document.
@@ -145,6 +203,8 @@ class DocumentAnalysis:
         relations: span-pair relation evidence (at most one per (source, target, relation, sentence)).
         n_tokens: number of model subword tokens processed (for throughput figures).
         settings: the extractor settings used (model, layers, top_k, threshold...), for provenance.
+        facts: statements composed from the typed relations of each sentence (typed mode only; empty
+            for untyped subspaces), at most one per (subject, object, predicate, sentence).
     """
 
     document: Document
@@ -153,6 +213,35 @@ class DocumentAnalysis:
     relations: list[SpanRelation]
     n_tokens: int = 0
     settings: dict[str, str | int | float] = field(default_factory=dict)
+    facts: list[SpanFact] = field(default_factory=list)
+
+    def checked_fact(self, i: int) -> float:
+        """Fact ``i``'s probability as a float, after checking it against this analysis.
+
+        Raises ValueError when the fact points outside ``spans`` or ``sentences``, its predicate is
+        empty, or a probability is not finite or outside [0, 1].
+        """
+        import math
+
+        fact = self.facts[i]
+        doc_id = self.document.id
+        n_spans, n_sentences = len(self.spans), len(self.sentences)
+        if not (0 <= fact.subject < n_spans and 0 <= fact.object < n_spans):
+            raise ValueError(
+                f"document {doc_id!r}: fact {i} refers to span {fact.subject}->{fact.object}, "
+                f"but the analysis has {n_spans} spans"
+            )
+        if not 0 <= fact.sent_index < n_sentences:
+            raise ValueError(
+                f"document {doc_id!r}: fact {i} cites sentence {fact.sent_index}, "
+                f"but the analysis has {n_sentences} sentences"
+            )
+        if not fact.predicate.strip():
+            raise ValueError(f"document {doc_id!r}: fact {i} has an empty predicate")
+        for value in (fact.probability, *(arc.probability for arc in fact.arcs)):
+            if not (math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0):
+                raise ValueError(f"document {doc_id!r}: fact {i} has a probability {value!r} outside [0, 1]")
+        return float(fact.probability)
 
     def checked_score(self, i: int) -> float:
         """Relation ``i``'s score as a float, after checking it against this analysis.

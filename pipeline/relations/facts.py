@@ -1,0 +1,317 @@
+"""Facts: statements (subject, predicate, object) composed from the typed arcs of one sentence.
+
+The composer is plain functions over word-to-word arcs (``Arc``), so any source of typed arcs can feed
+it: the typed QK relations (ingestion), spaCy's parse (``spacy_arcs``, the supervised reference of
+``qkgraph eval-facts``) or the gold trees of a treebank (``gold_arcs``, the facts a fact is scored
+against). The rules, for one predicate word ``p``:
+
+* **action**: a subject ``s`` (``nsubj`` or ``nsubj:pass`` of ``p``) and an object ``o`` (``obj`` or
+  ``iobj`` of ``p``) give ``(s, predicate, o)``. "Marie Curie won the prize" -> (Curie, win, prize).
+* **oblique**: a subject and an ``obl`` dependent ``o`` of ``p`` that has a ``case`` word ``c`` give
+  ``(s, predicate + c, o)``: "She moved to Paris" -> (She, move to, Paris). An ``obl`` without a case
+  word ("yesterday") states no relation between two things and gives nothing.
+* **copula**: a subject of a ``p`` that has a ``cop`` dependent gives ``(s, be, p)``: "Curie was a
+  physicist" -> (Curie, be, physicist); with a case word on ``p``, ``be`` + case: "She is in Paris"
+  -> (She, be in, Paris). The predicate word is the copula.
+* **possession**: an ``nmod:poss`` arc ``(Y -> X)`` gives ``(X, have, Y)``: "Curie's laboratory" ->
+  (Curie, have, laboratory). It has no predicate word.
+
+The predicate is the lemma of ``p``, its particle (``compound:prt``: "set up") and the preposition;
+a passive subject (``nsubj:pass``) makes it ``be`` + the participle as written ("be born in", "be
+founded by"), because the lemma of "born" is "bear". Only nominal subjects and objects count in
+the gold facts (``NOMINAL``); in the product a fact needs both words inside spans (graph nodes) with
+different keys.
+
+**Probability.** A fact is right only if every arc it rests on is right, so its probability is the
+product of its arcs' calibrated probabilities (subject arc, object or obl arc, case, cop, particle).
+The product treats the arcs' errors as independent; ``qkgraph eval-facts`` measures how well that
+holds on held-out text (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pipeline.types import FactArc, FactKind, Span, SpanFact
+
+SUBJECT_RELATIONS = ("nsubj", "nsubj:pass")
+OBJECT_RELATIONS = ("obj", "iobj")
+FACT_RELATIONS = (*SUBJECT_RELATIONS, *OBJECT_RELATIONS, "obl", "case", "cop", "nmod:poss", "compound:prt")
+"""The relations the composer reads; a typed relation set needs at least nsubj and obj for facts."""
+
+NOMINAL = ("NOUN", "PROPN", "PRON", "NUM")
+"""Universal POS tags of a subject or object word in the gold facts."""
+
+FACT_ARC_FLOOR = 0.3
+"""Arcs below this probability are not composed: a fact's probability is a product of its arcs', so a
+fact resting on such an arc is below any useful threshold."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a document: character offsets, sentence, surface text, lemma and universal POS."""
+
+    start: int
+    end: int
+    sent: int
+    text: str
+    lemma: str
+    pos: str
+
+
+@dataclass(frozen=True)
+class Arc:
+    """A typed arc between two words (indices into the document's word list)."""
+
+    head: int
+    dependent: int
+    relation: str
+    probability: float = 1.0
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class WordFact:
+    """A fact between words (indices into the document's word list).
+
+    ``predicate_word`` is -1 for possession; ``preposition`` is the case word's index or -1.
+    """
+
+    subject: int
+    object: int
+    predicate_word: int
+    preposition: int
+    predicate: str
+    kind: FactKind
+    probability: float
+    arcs: tuple[Arc, ...]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def compose_facts(words: Sequence[Word], arcs: Iterable[Arc], floor: float = FACT_ARC_FLOOR) -> list[WordFact]:
+    """Every fact the rules (module docstring) compose from ``arcs``, in word order.
+
+    Arcs below ``floor`` and arcs between words of different sentences are ignored; when a word is
+    the dependent of several arcs of the same relation (a case word of two heads), each head sees its
+    own. A (subject, predicate, object) composed twice keeps its most probable composition.
+    """
+    deps: dict[int, dict[str, list[Arc]]] = {}
+    for arc in arcs:
+        if arc.probability < floor or arc.head == arc.dependent:
+            continue
+        if words[arc.head].sent != words[arc.dependent].sent:
+            continue
+        deps.setdefault(arc.head, {}).setdefault(arc.relation, []).append(arc)
+
+    def best(head: int, relation: str) -> Arc | None:
+        found = deps.get(head, {}).get(relation, [])
+        return max(found, key=lambda a: (a.probability, -a.dependent)) if found else None
+
+    out: dict[tuple[int, str, int], WordFact] = {}
+
+    def add(fact: WordFact) -> None:
+        if fact.subject == fact.object:
+            return
+        key = (fact.subject, fact.predicate, fact.object)
+        kept = out.get(key)
+        if kept is None or fact.probability > kept.probability:
+            out[key] = fact
+
+    for p in sorted(deps):
+        rels = deps[p]
+        word = words[p]
+        subjects = [a for r in SUBJECT_RELATIONS for a in rels.get(r, [])]
+        if subjects:
+            particle = best(p, "compound:prt")
+            cop = best(p, "cop")
+            for subj in subjects:
+                if cop is not None:
+                    case = best(p, "case")
+                    pred = "be" + (f" {_norm(words[case.dependent].text)}" if case else "")
+                    support = (subj, cop) + ((case,) if case else ())
+                    add(_fact(subj.dependent, p, cop.dependent, case, pred, "copula", support))
+                    continue
+                if subj.relation == "nsubj:pass":
+                    verb = f"be {_norm(word.text)}"
+                else:
+                    verb = _norm(word.lemma or word.text)
+                lead: tuple[Arc, ...] = (subj,)
+                if particle is not None:
+                    verb = f"{verb} {_norm(words[particle.dependent].text)}"
+                    lead = (subj, particle)
+                for rel in OBJECT_RELATIONS:
+                    for obj in rels.get(rel, []):
+                        add(_fact(subj.dependent, obj.dependent, p, None, verb, "action", (*lead, obj)))
+                for obl in rels.get("obl", []):
+                    case = best(obl.dependent, "case")
+                    if case is None:
+                        continue
+                    pred = f"{verb} {_norm(words[case.dependent].text)}"
+                    add(_fact(subj.dependent, obl.dependent, p, case, pred, "oblique", (*lead, obl, case)))
+        for poss in rels.get("nmod:poss", []):
+            add(_fact(poss.dependent, p, -1, None, "have", "possession", (poss,)))
+    return sorted(out.values(), key=lambda f: (f.subject, f.predicate_word, f.object, f.predicate))
+
+
+def _fact(
+    subject: int,
+    obj: int,
+    predicate_word: int,
+    case: Arc | None,
+    predicate: str,
+    kind: FactKind,
+    support: tuple[Arc, ...],
+) -> WordFact:
+    probability = math.prod(a.probability for a in support)
+    return WordFact(
+        subject=subject,
+        object=obj,
+        predicate_word=predicate_word,
+        preposition=case.dependent if case is not None else -1,
+        predicate=predicate,
+        kind=kind,
+        probability=probability,
+        arcs=support,
+    )
+
+
+def lift_facts(
+    facts: Iterable[WordFact],
+    words: Sequence[Word],
+    word_span: Sequence[int],
+    spans: Sequence[Span],
+    threshold: float = 0.0,
+) -> list[SpanFact]:
+    """The facts whose subject and object words lie in two spans with different keys, as SpanFacts.
+
+    ``word_span``: the index of the span holding each word (-1: none). Facts below ``threshold`` are
+    dropped; the same (subject span, object span, predicate) keeps its most probable fact.
+    """
+    out: dict[tuple[int, int, str], SpanFact] = {}
+    for f in facts:
+        if f.probability < threshold:
+            continue
+        a, b = word_span[f.subject], word_span[f.object]
+        if a < 0 or b < 0 or spans[a].key == spans[b].key:
+            continue
+        pw = words[f.predicate_word] if f.predicate_word >= 0 else None
+        fact = SpanFact(
+            subject=a,
+            object=b,
+            predicate=f.predicate,
+            probability=f.probability,
+            sent_index=words[f.subject].sent,
+            kind=f.kind,
+            arcs=tuple(_fact_arc(arc, words) for arc in f.arcs),
+            predicate_start=pw.start if pw else -1,
+            predicate_end=pw.end if pw else -1,
+        )
+        key = (a, b, f.predicate)
+        kept = out.get(key)
+        if kept is None or fact.probability > kept.probability:
+            out[key] = fact
+    return sorted(out.values(), key=lambda f: (f.sent_index, f.subject, f.object, f.predicate))
+
+
+def _fact_arc(arc: Arc, words: Sequence[Word]) -> FactArc:
+    h, d = words[arc.head], words[arc.dependent]
+    return FactArc(arc.relation, arc.unit, float(arc.probability), h.start, h.end, d.start, d.end)
+
+
+# ── arcs from a parser ───────────────────────────────────────────────────────────────────────────
+
+_SPACY_TO_UD = {
+    "nsubj": "nsubj",
+    "nsubjpass": "nsubj:pass",
+    "dobj": "obj",
+    "dative": "iobj",
+    "poss": "nmod:poss",
+    "prt": "compound:prt",
+}
+
+
+def spacy_arcs(doc: object) -> list[Arc]:
+    """The arcs of a spaCy parse that the composer reads, in UD terms (probability 1.0).
+
+    spaCy's English models use ClearNLP labels, converted here: ``dobj`` -> obj, ``nsubjpass`` ->
+    nsubj:pass, ``dative`` -> iobj, ``poss`` -> nmod:poss, ``prt`` -> compound:prt; a preposition
+    (``prep``, head ``h``) with an object ``o`` (``pobj``) becomes obl(h, o) + case(o, prep) when ``h``
+    is a verb (nmod otherwise, which the composer does not read); a copula (``attr`` or ``acomp`` of a
+    form of *be*, with subject ``s``) becomes nsubj(attr, s) + cop(attr, be), as UD heads it. Word
+    indices are spaCy token indices less the whitespace tokens before them (``document_words``'
+    order). ``doc`` is a ``spacy.tokens.Doc``.
+    """
+    tokens = list(doc)  # type: ignore[call-overload]
+    index: dict[int, int] = {}
+    for t in tokens:
+        if not t.is_space:
+            index[t.i] = len(index)
+    arcs: list[Arc] = []
+
+    def arc(head: object, dep: object, relation: str) -> None:
+        hi, di = index.get(head.i), index.get(dep.i)  # type: ignore[attr-defined]
+        if hi is not None and di is not None and hi != di:
+            arcs.append(Arc(hi, di, relation))
+
+    for t in tokens:
+        if t.is_space:
+            continue
+        head = t.head
+        if t.dep_ in ("attr", "acomp") and head.lemma_ == "be":
+            # "Curie was a physicist": UD heads the clause on the nominal, with the copula under it
+            arc(t, head, "cop")
+            for s in head.children:
+                if s.dep_ in ("nsubj", "nsubjpass"):
+                    arc(t, s, "nsubj")
+            continue
+        if (
+            t.dep_ in ("nsubj", "nsubjpass")
+            and any(c.dep_ in ("attr", "acomp") for c in head.children)
+            and head.lemma_ == "be"
+        ):
+            continue  # re-headed on the attribute above
+        if t.dep_ == "pobj" and head.dep_ == "prep":
+            governor = head.head
+            if governor.lemma_ == "be" and any(c.dep_ in ("nsubj", "nsubjpass") for c in governor.children):
+                # "She is in Paris": nsubj(Paris, She), cop(Paris, is), case(Paris, in)
+                arc(t, head, "case")
+                arc(t, governor, "cop")
+                for s in governor.children:
+                    if s.dep_ in ("nsubj", "nsubjpass"):
+                        arc(t, s, "nsubj")
+            elif governor.pos_ in ("VERB", "AUX"):
+                arc(governor, t, "obl")
+                arc(t, head, "case")
+            continue
+        if t.dep_ == "pobj" and head.dep_ == "agent":
+            arc(head.head, t, "obl")  # "founded by X": agent -> obl + case
+            arc(t, head, "case")
+            continue
+        relation = _SPACY_TO_UD.get(t.dep_)
+        if relation is not None:
+            arc(head, t, relation)
+    return arcs
+
+
+def spacy_words(doc: object) -> list[Word]:
+    """The document's words (spaCy tokens other than whitespace) in order, with lemma and POS."""
+    out: list[Word] = []
+    for si, sent in enumerate(doc.sents):  # type: ignore[attr-defined]
+        for t in sent:
+            if not t.is_space:
+                out.append(Word(t.idx, t.idx + len(t.text), si, t.text, t.lemma_, t.pos_))
+    return out
+
+
+def gold_facts(words: Sequence[Word], arcs: Iterable[Arc]) -> list[WordFact]:
+    """The gold facts of a treebank's arcs: ``compose_facts`` with nominal subjects and objects only."""
+    return [
+        f
+        for f in compose_facts(words, arcs, floor=0.0)
+        if words[f.subject].pos in NOMINAL and words[f.object].pos in NOMINAL
+    ]
