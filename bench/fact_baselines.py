@@ -197,26 +197,29 @@ class AttentionFn(Protocol):
     def __call__(self, sentence: Any) -> np.ndarray: ...
 
 
-class MiniLMAttention:
-    """Word-level attention of one layer of the default model, averaged over its heads.
+class WordAttention:
+    """Word-level attention of one layer of a loaded model, averaged over its heads.
 
     Call it on one sentence, or ``many`` on a list (batched forward passes). Subwords are aggregated to
-    words as the module docstring says (rows averaged, columns summed). A sentence longer than the
-    model's 512 positions is truncated; its words beyond have zero rows and columns.
+    words as the module docstring says (rows averaged, columns summed). A sentence longer than
+    ``max_length`` subwords is truncated; its words beyond have zero rows and columns. ``model`` must
+    return attentions (loaded with ``attn_implementation="eager"``, as ``load_model`` does) and
+    ``tokenizer`` must be a fast tokenizer (character offsets).
     """
 
-    def __init__(self, layer: int = -1, batch_size: int = 32, model: str | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, layer: int = -1, batch_size: int = 32, max_length: int = 512
+    ) -> None:
         import torch
 
-        from pipeline.model.adapters import load_model
-
-        lm = load_model(model)  # eager attention: output_attentions needs it in transformers 5.x
-        self.model, self.tokenizer = lm.model, lm.tokenizer
-        n_layers = int(self.model.config.num_hidden_layers)
+        self.model, self.tokenizer = model, tokenizer
+        n_layers = int(model.config.num_hidden_layers)
         self.layer = layer if layer >= 0 else n_layers + layer
         if not 0 <= self.layer < n_layers:
-            raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer}")
-        self.batch_size = batch_size
+            raise ValueError(f"layer must be in [{-n_layers}, {n_layers - 1}], got {layer}")
+        # a tokenizer without a pad token (causal LMs) cannot batch: one sentence per pass then
+        self.batch_size = batch_size if getattr(tokenizer, "pad_token", None) is not None else 1
+        self.max_length = max_length
         self._torch = torch
 
     def __call__(self, sentence: Any) -> np.ndarray:
@@ -237,12 +240,18 @@ class MiniLMAttention:
         torch = self._torch
         texts = [s.text for s in sentences]
         enc = self.tokenizer(
-            texts, return_offsets_mapping=True, padding=True, truncation=True, max_length=512, return_tensors="pt"
+            texts,
+            return_offsets_mapping=True,
+            padding=len(texts) > 1,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
         )
         offsets = enc.pop("offset_mapping")
+        device = next(self.model.parameters()).device
         with torch.no_grad():
-            att = self.model(**enc, output_attentions=True).attentions[self.layer]  # [B, H, T, T]
-        att = att.mean(1).numpy()
+            result = self.model(**{k: v.to(device) for k, v in enc.items()}, output_attentions=True)
+        att = result.attentions[self.layer].float().mean(1).cpu().numpy()  # [B, T, T]: mean over heads
         out = []
         for b, sent in enumerate(sentences):
             words = [(t.idx - sent.start_char, t.idx - sent.start_char + len(t.text)) for t in sent if not t.is_space]
@@ -259,9 +268,19 @@ class MiniLMAttention:
         return out
 
 
-def default_attention_fn(layer: int = -1, batch_size: int = 32) -> MiniLMAttention:
-    """The default model's word attention (layer ``layer``, default the last, mean over heads)."""
-    return MiniLMAttention(layer=layer, batch_size=batch_size)
+def default_attention_fn(models: Any = None, layer: int = -1, batch_size: int = 32) -> WordAttention:
+    """Word attention of layer ``layer`` (default the last), mean over heads, of the default model.
+
+    ``models``: an already loaded model to reuse instead of loading the default one: an
+    ``ingest.models.Models`` (its ``extractor``), a ``KnowledgeGraphExtractor`` or a ``LoadedModel``
+    (anything with ``model`` and ``tokenizer``).
+    """
+    source = getattr(models, "extractor", models)
+    if source is None:
+        from pipeline.model.adapters import load_model
+
+        source = load_model(None)  # eager attention: output_attentions needs it in transformers 5.x
+    return WordAttention(source.model, source.tokenizer, layer=layer, batch_size=batch_size)
 
 
 # ── MAMA: match ─────────────────────────────────────────────────────────────────────────────────
@@ -291,6 +310,15 @@ class MamaCandidate:
     predicate_word: int
     preposition: int
     kind: FactKind
+
+
+class MamaCandidates(list[MamaCandidate]):
+    """The candidates of ``mama_candidates``: a list that also knows how many documents were searched
+    (``n_docs``), so ``mama_facts`` returns one list per document, documents without candidates too."""
+
+    def __init__(self, items: Iterable[MamaCandidate] = (), n_docs: int = 0) -> None:
+        super().__init__(items)
+        self.n_docs = n_docs
 
 
 def _beam_search(
@@ -345,7 +373,7 @@ def mama_candidates(
     beam: int = DEFAULT_BEAM,
     spans: Sequence[Sequence[Any] | None] | None = None,
     doc_ids: Sequence[str] | None = None,
-) -> list[MamaCandidate]:
+) -> MamaCandidates:
     """MAMA's Match search over parsed ``docs``: for every sentence, every pair of node spans (head
     before tail), the ≤ ``beam`` best paths of a beam search of width ``beam`` (module docstring).
 
@@ -402,7 +430,7 @@ def mama_candidates(
                                 d, si, head.head, tail.head, path, relation, degree, rank, contiguous, pred, prep, kind
                             )
                         )
-    return out
+    return MamaCandidates(out, n_docs=len(docs))
 
 
 def mama_facts(
@@ -417,8 +445,10 @@ def mama_facts(
     Per (document, head, tail) pair the best candidate (lowest rank) that is contiguous (when
     ``contiguous``) is the pair's fact; it is kept when its degree is ≥ ``min_degree`` and its
     relation is the best of ≥ ``min_frequency`` pairs over all ``candidates``. ``n_docs``: length of
-    the result (default: one past the last document with a candidate). The probability is the degree.
+    the result (default: the ``MamaCandidates.n_docs`` of ``candidates``, else one past the last
+    document with a candidate). The probability is the degree.
     """
+    known = getattr(candidates, "n_docs", None)
     best: dict[tuple[int, int, int], MamaCandidate] = {}
     for c in candidates:
         if contiguous and not c.contiguous:
@@ -428,7 +458,9 @@ def mama_facts(
         if kept is None or c.rank < kept.rank:
             best[key] = c
     frequency = Counter(c.relation for c in best.values())
-    size = n_docs if n_docs is not None else 1 + max((c.doc for c in best.values()), default=-1)
+    if n_docs is None:
+        n_docs = known if known is not None else 1 + max((c.doc for c in best.values()), default=-1)
+    size = n_docs
     out: list[list[WordFact]] = [[] for _ in range(size)]
     for c in sorted(best.values(), key=lambda c: (c.doc, c.head, c.tail)):
         if c.degree < min_degree or frequency[c.relation] < min_frequency or c.doc >= size:
