@@ -19,8 +19,8 @@ from pipeline.ingest.settings import IngestSettings
 from pipeline.types import Document, DocumentAnalysis
 
 #: Bump when DocumentAnalysis or the extraction code changes what a cached analysis means.
-#: 2: typed relations (SpanRelation.unit), pronoun spans.
-CACHE_FORMAT = 2
+#: 2: typed relations (SpanRelation.unit), pronoun spans. 3: facts (DocumentAnalysis.facts, Word lemmas).
+CACHE_FORMAT = 3
 #: Environment variable naming the cache folder (default: $PREFECT_HOME/qkgraph-cache).
 CACHE_DIR_ENV = "QKGRAPH_CACHE_DIR"
 

@@ -134,6 +134,25 @@ class SpanRelation:
     unit: str = ""
 
 
+@dataclass(frozen=True)
+class Word:
+    """A word of a document (a spaCy token other than whitespace): the endpoints of typed relations.
+
+    Attributes:
+        start, end: character offsets in the document text.
+        sent: index of its sentence in the document.
+        text, lemma: as written, and its lemma.
+        pos: its universal part of speech (NOUN, VERB, PRON...).
+    """
+
+    start: int
+    end: int
+    sent: int
+    text: str = ""
+    lemma: str = ""
+    pos: str = ""
+
+
 FactKind = Literal["action", "oblique", "copula", "possession"]
 """How a fact was composed (``pipeline.relations.facts``): subject + obj/iobj of one predicate
 (``action``), subject + obl with its case word (``oblique``: "born in"), subject + cop (``copula``:
@@ -172,8 +191,8 @@ class SpanFact:
         subject, object: indices into ``DocumentAnalysis.spans`` (two spans with different keys).
         predicate: the predicate's lemma, plus particle and preposition (``win``, ``set up``,
             ``move to``, ``be born in``, ``be``, ``have``); text from the document.
-        probability: the product of the probabilities of ``arcs`` (the fact is right only if every
-            arc it rests on is right).
+        probability: the probability that the fact is right: the product of the probabilities of
+            ``arcs`` (it is right only if every arc is), through the model's fact calibration map.
         sent_index: the sentence it comes from.
         kind: how it was composed (``FactKind``).
         arcs: the arcs it rests on, subject arc first.

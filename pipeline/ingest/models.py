@@ -54,6 +54,7 @@ class Models:
     extractor: KnowledgeGraphExtractor
     subspaces: list[RelationalSubspace] | list[TypedRelation]
     relation_labels: dict[str, str] = field(default_factory=dict)
+    fact_knots: tuple | None = None  # the typed set's fact calibration map (None: facts claim the product)
 
 
 def load_models(settings: IngestSettings) -> Models:
@@ -87,7 +88,7 @@ def load_models(settings: IngestSettings) -> Models:
             settings = replace(settings, relation_types="subspaces")
         else:
             typed = [t for t in typed_set.relations.values() if t.layer in layers]
-            return Models(settings, nlp, ex, typed, {t.relation: t.relation for t in typed})
+            return Models(settings, nlp, ex, typed, {t.relation: t.relation for t in typed}, typed_set.fact_knots)
     subspaces = [s for layer in layers for s in ex.extract_relational_subspaces(layer, settings.top_k, typed=False)]
     return Models(settings, nlp, ex, subspaces, relation_labels_for(lm.name, subspaces, settings.threshold))
 
@@ -128,6 +129,8 @@ def analyze_documents(
         overlap=s.overlap,
         batch_windows=s.batch_windows,
         settings=s.as_dict(),
+        fact_threshold=s.fact_threshold,
+        fact_knots=models.fact_knots,
     )
     if stats is not None:
         rex.stats = stats

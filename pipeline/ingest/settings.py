@@ -9,6 +9,9 @@ from pipeline.text.defaults import DEFAULT_SPACY, DEFAULT_WORD_POS
 
 DEFAULT_TOP_K = 3
 DEFAULT_THRESHOLD = 0.7
+DEFAULT_FACT_THRESHOLD = 0.5
+"""Facts shown from this probability on (the product of their arcs' calibrated probabilities; the
+held-out precision it keeps is in docs/evaluation.md, "Facts")."""
 DEFAULT_OUT = "out/graph.graphml"
 RELATION_TYPES = ("typed", "subspaces")
 """``typed``: the model's calibrated dependency relations (the default); ``subspaces``: the untyped
@@ -28,6 +31,7 @@ class IngestSettings:
     layers: tuple[int, ...] | None = None  # None: all layers (typed: the relations whose unit is there)
     top_k: int = DEFAULT_TOP_K  # relational subspaces per layer (subspaces mode only)
     threshold: float = DEFAULT_THRESHOLD
+    fact_threshold: float = DEFAULT_FACT_THRESHOLD  # typed mode: facts composed from the typed arcs
     max_tokens: int = 512
     overlap: int = 1
     batch_windows: int = 16
@@ -39,6 +43,8 @@ class IngestSettings:
             raise ValueError(f"relation_types must be one of {', '.join(RELATION_TYPES)}, got {self.relation_types!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not 0.0 <= self.fact_threshold <= 1.0:
+            raise ValueError(f"fact_threshold must be in [0, 1], got {self.fact_threshold}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.max_tokens < 8:

@@ -29,11 +29,12 @@ import torch
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 from pipeline.model.units import HeadFactors
 from pipeline.relations.alignment import align_subwords, membership
+from pipeline.relations.facts import FACT_ARC_FLOOR, FACT_RELATIONS, Arc, calibrate_facts, compose_facts, lift_facts
 from pipeline.relations.pooling import pool_span_scores
 from pipeline.relations.typed import TypedRelation, score_batch
 from pipeline.relations.windows import Window, make_windows
 from pipeline.relations.words import WordBatch, pad_rows, prefix_token, word_batch
-from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
+from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation, Word
 
 log = logging.getLogger("qkgraph.relations")
 
@@ -49,6 +50,7 @@ class RelationStats:
     tokens: int = 0
     split_sentences: int = 0
     relations: int = 0
+    facts: int = 0
 
 
 @dataclass
@@ -57,10 +59,11 @@ class _Pending:
     sentences: list[tuple[int, int]]
     spans: list[Span]
     windows_left: int
-    words: list[tuple[int, int, int]] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
     relations: dict[tuple[int, int, str, int], tuple[float, str]] = field(default_factory=dict)
     n_tokens: int = 0
     word_span: list[int] | None = None  # typed mode: span index holding each word (-1 none)
+    arcs: dict[int, Arc] = field(default_factory=dict)  # typed mode: the best arc of each dependent word
 
 
 class RelationExtractor:
@@ -79,9 +82,13 @@ class RelationExtractor:
         overlap: int = 1,
         batch_windows: int = 16,
         settings: dict | None = None,
+        fact_threshold: float | None = None,
+        fact_knots: tuple | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if fact_threshold is not None and not 0.0 <= fact_threshold <= 1.0:
+            raise ValueError(f"fact_threshold must be in [0, 1], got {fact_threshold}")
         if extractor.tokenizer is None:
             raise ValueError("the extractor needs a tokenizer (with offsets) to align spans")
         items = list(subspaces)
@@ -106,6 +113,11 @@ class RelationExtractor:
         self.prefix = prefix_token(self.tok, self.causal) if typed else None
         self.factors = {t.layer: HeadFactors(extractor, t.layer) for t in typed}
         self.by_relation = {t.relation: t for t in typed}
+        # facts need typed subjects; None: no facts (untyped subspaces, or not asked for)
+        self.fact_threshold = fact_threshold if typed and "nsubj" in self.by_relation else None
+        # arcs are kept from the fact floor on: a fact's arcs can each be below the edge threshold
+        self.arc_floor = threshold if self.fact_threshold is None else min(threshold, FACT_ARC_FLOOR)
+        self.fact_knots = fact_knots
 
     @property
     def mode(self) -> str:
@@ -159,14 +171,23 @@ class RelationExtractor:
                 score = self.by_relation[rel].span_probability(raw)
                 if score >= self.threshold:
                     rels.append(SpanRelation(a, b, rel, score, sent, unit))
+            facts = []
+            if self.fact_threshold is not None and p.arcs:
+                word_span = p.word_span if p.word_span is not None else word_spans(p.words, p.spans)
+                composed = calibrate_facts(
+                    compose_facts(p.words, p.arcs.values(), floor=self.arc_floor), self.fact_knots
+                )
+                facts = lift_facts(composed, p.words, word_span, p.spans, threshold=self.fact_threshold)
         else:
             rels = [
                 SpanRelation(a, b, rel, score, sent, unit)
                 for (a, b, rel, sent), (score, unit) in sorted(p.relations.items())
             ]
+            facts = []
         self.stats.documents += 1
         self.stats.relations += len(rels)
-        return DocumentAnalysis(p.document, p.sentences, p.spans, rels, p.n_tokens, dict(self.settings))
+        self.stats.facts += len(facts)
+        return DocumentAnalysis(p.document, p.sentences, p.spans, rels, p.n_tokens, dict(self.settings), facts)
 
     def _score(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
         if self.typed:
@@ -226,7 +247,7 @@ class RelationExtractor:
         for w in windows:
             p = pending[w.doc_index]
             if p.word_span is None:
-                p.word_span = _word_spans(p.words, p.spans)
+                p.word_span = word_spans(p.words, p.spans)
             text = p.document.text[w.start : w.end]
             enc = self.tok(
                 text,
@@ -240,10 +261,10 @@ class RelationExtractor:
             if self.prefix is not None:
                 ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
             owned = set(w.owned)
-            idx = [k for k, (a, b, si) in enumerate(p.words) if si in owned and a >= w.start and b <= w.end]
+            idx = [k for k, wd in enumerate(p.words) if wd.sent in owned and wd.start >= w.start and wd.end <= w.end]
             rows.append(ids)
             members.append(
-                align_subwords(text, offsets, [(p.words[k][0] - w.start, p.words[k][1] - w.start) for k in idx])
+                align_subwords(text, offsets, [(p.words[k].start - w.start, p.words[k].end - w.start) for k in idx])
             )
             word_ids.append(idx)
         ids_t, mask = pad_rows(rows)
@@ -266,7 +287,7 @@ class RelationExtractor:
         b_list, u_list = wb.bidx.tolist(), wb.uidx.tolist()
         for rel, ws in scores.items():
             t = self.by_relation[rel]
-            hits = torch.nonzero(ws.probability >= self.threshold).flatten().tolist()
+            hits = torch.nonzero(ws.probability >= self.arc_floor).flatten().tolist()
             for n in hits:
                 b, u = b_list[n], u_list[n]
                 j = int(ws.partner[n])
@@ -278,6 +299,10 @@ class RelationExtractor:
             w = windows[b]
             p = pending[w.doc_index]
             assert p.word_span is not None
+            if self.fact_threshold is not None and rel in FACT_RELATIONS:
+                p.arcs[word_ids[b][dep]] = Arc(word_ids[b][head], word_ids[b][dep], rel, prob, unit)
+            if prob < self.threshold:
+                continue  # kept for facts only
             sd, sh = p.word_span[word_ids[b][dep]], p.word_span[word_ids[b][head]]
             if sd < 0 or sh < 0 or p.spans[sd].key == p.spans[sh].key:
                 continue
@@ -287,14 +312,15 @@ class RelationExtractor:
                 p.relations[key] = (prob, unit)
 
 
-def _word_spans(words: Sequence[tuple[int, int, int]], spans: Sequence[Span]) -> list[int]:
+def word_spans(words: Sequence[Word], spans: Sequence[Span]) -> list[int]:
     """For each word, the index of the span of its sentence that overlaps it (-1 none)."""
     out = [-1] * len(words)
     by_sent: dict[int, list[int]] = {}
     for k, s in enumerate(spans):
         by_sent.setdefault(s.sent_index, []).append(k)
-    for n, (a, b, si) in enumerate(words):
-        for k in by_sent.get(si, ()):
+    for n, wd in enumerate(words):
+        a, b = wd.start, wd.end
+        for k in by_sent.get(wd.sent, ()):
             s = spans[k]
             if s.start_char < b and a < s.end_char:
                 out[n] = k

@@ -22,6 +22,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.relations.calibration import isotonic_predict
 from pipeline.relations.gates import Gate
 from pipeline.relations.typed import (
@@ -76,7 +78,10 @@ class TypedRelationSet:
         model: the model name; path: the artifact; gate_kind: the gate the set uses (chosen by the
         rule in docs/evaluation.md); threshold: the calibrated threshold the held-out figures are
         quoted at; relations: relation name -> TypedRelation (in the artifact's order);
-        comparison: the held-out table of the gate kinds the choice was made from (may be empty).
+        comparison: the held-out table of the gate kinds the choice was made from (may be empty);
+        fact_knots: the fact calibration map (product of a fact's arc probabilities -> probability
+        that the fact is right; section ``facts``, written by ``qkgraph eval-facts --write-calibration``),
+        or None.
     """
 
     model: str
@@ -85,6 +90,7 @@ class TypedRelationSet:
     threshold: float
     relations: dict[str, TypedRelation]
     comparison: dict = field(default_factory=dict)
+    fact_knots: tuple[np.ndarray, np.ndarray] | None = None
 
     def ranked(self, layer: int | None = None) -> list[TypedRelation]:
         """The relations (of ``layer``, or all) by held-out labelled F1 at the threshold, best first."""
@@ -122,7 +128,15 @@ def load_typed_relations(model_name: str, path: str | Path | None = None) -> Typ
         threshold=float(data.get("default_threshold", 0.7)),
         relations=rels,
         comparison=dict(data.get("gate_comparison", {})),
+        fact_knots=_fact_knots(data),
     )
+
+
+def _fact_knots(data: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    cal = (data.get("facts") or {}).get("calibration")
+    if not cal:
+        return None
+    return np.asarray(cal["x"], dtype=np.float64), np.asarray(cal["y"], dtype=np.float64)
 
 
 def load_relation_labels(model_name: str, path: str | Path | None = None) -> dict[str, str]:

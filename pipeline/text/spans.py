@@ -31,7 +31,7 @@ from spacy.tokens import Doc
 from spacy.tokens import Span as SpacySpan
 
 from pipeline.text.defaults import DEFAULT_WORD_POS
-from pipeline.types import Document, Span, SpanKind
+from pipeline.types import Document, Span, SpanKind, Word
 
 _ARTICLES = {"the", "a", "an"}
 
@@ -88,22 +88,23 @@ def pronoun_key(chunk: SpacySpan, doc_id: str) -> str | None:
 class ParsedDocument(NamedTuple):
     """One document after spaCy: sentences and spans (graph nodes) and words (relation endpoints).
 
-    ``words``: (start_char, end_char, sentence index) of every spaCy token that is not whitespace.
+    ``words``: every spaCy token that is not whitespace, in order (``Word``: offsets, sentence, text,
+    lemma, universal POS).
     """
 
     document: Document
     sentences: list[tuple[int, int]]
     spans: list[Span]
-    words: list[tuple[int, int, int]]
+    words: list[Word]
 
 
-def document_words(doc: Doc) -> list[tuple[int, int, int]]:
-    """(start_char, end_char, sentence index) of every token that is not whitespace, in order."""
+def document_words(doc: Doc) -> list[Word]:
+    """Every token of ``doc`` that is not whitespace, in order, as a ``Word``."""
     out = []
     for si, sent in enumerate(doc.sents):
         for t in sent:
             if not t.is_space:
-                out.append((t.idx, t.idx + len(t.text), si))
+                out.append(Word(t.idx, t.idx + len(t.text), si, t.text, t.lemma_, t.pos_))
     return out
 
 
