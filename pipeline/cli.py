@@ -14,7 +14,7 @@ from typing import NoReturn
 import typer
 
 from pipeline.errors import QkgraphError
-from pipeline.ingest.settings import DEFAULT_OUT, DEFAULT_THRESHOLD, DEFAULT_TOP_K
+from pipeline.ingest.settings import DEFAULT_FACT_THRESHOLD, DEFAULT_OUT, DEFAULT_THRESHOLD, DEFAULT_TOP_K
 from pipeline.model.defaults import DEFAULT_MODEL
 
 app = typer.Typer(
@@ -165,7 +165,11 @@ def ingest(
         help="typed: keep word pairs whose calibrated probability is at least this; "
         "subspaces: span pairs whose pooled attention share is (0..1).",
     ),
-    show: int = typer.Option(0, help="Print the N strongest relations of the graph as readable triples."),
+    fact_threshold: float = typer.Option(
+        DEFAULT_FACT_THRESHOLD,
+        help="typed: keep facts (subject -predicate-> object) whose calibrated probability is at least this.",
+    ),
+    show: int = typer.Option(0, help="Print the N strongest relations and the N most probable facts of the graph."),
     out: Path | None = typer.Option(Path(DEFAULT_OUT), help="GraphML output (node-link JSON is written beside it)."),
     html: Path | None = typer.Option(None, help="Also write an interactive HTML view here."),
     fresh: bool = typer.Option(False, help="Start an empty graph instead of updating the one at --out."),
@@ -199,6 +203,7 @@ def ingest(
             layers=parse_layers(layers),
             top_k=top_k,
             threshold=threshold,
+            fact_threshold=fact_threshold,
         )
     except ValueError as exc:
         _fail(f"{exc} (--layers is 'all', a list like 0,2,4 or a range like 1-3)" if "layer" in str(exc) else str(exc))
@@ -259,12 +264,20 @@ def ingest(
     for f in report.failed:
         typer.echo(f"  failed {f.source} ({f.stage}) {f.error}", err=True)
     typer.echo(
-        f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {summary.get('relation_types', 0)} relation types; "
-        f"{report.tokens} tokens in {report.seconds:.1f}s"
+        f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {summary.get('relation_types', 0)} relation types, "
+        f"{summary.get('facts', 0)} facts; {report.tokens} tokens in {report.seconds:.1f}s"
     )
     if show > 0:
         for source, relation, target, score in list(files.graph.triples())[:show]:
             typer.echo(f"  {source} -{relation}-> {target}  ({score:.2f})")
+        facts = sorted(files.graph.facts(), key=lambda f: (-f[3], f[0], f[1], f[2]))[:show]
+        if facts:
+            typer.echo("facts:")
+        nodes = files.graph.g.nodes
+        for subject, predicate, obj, probability in facts:
+            typer.echo(
+                f"  {nodes[subject].get('text', subject)} -[{predicate}]-> {nodes[obj].get('text', obj)}  ({probability:.2f})"
+            )
     for kind, path in report.outputs.items():
         if kind == "neo4j":
             n = report.counts("neo4j")
@@ -307,6 +320,40 @@ def eval_command(
         argv.append("--write-labels")
     code = evaluation_main(argv)
     raise typer.Exit(int(code or 0))
+
+
+@app.command("eval-facts")
+def eval_facts_command(
+    conllu: Path = typer.Argument(..., help="Gold CoNLL-U file to score facts on (e.g. UD EWT dev)."),
+    select_on: Path | None = typer.Option(
+        None, help="Choose what is tunable on this CoNLL-U file and score the whole of CONLLU (else split by document)."
+    ),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model name or path."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object as the last line."),
+    plot: Path | None = typer.Option(None, help="Write the precision/recall curves as a PNG here."),
+    max_documents: int | None = typer.Option(None, help="Use only the first N documents of each part."),
+    no_baselines: bool = typer.Option(False, "--no-baselines", help="Leave out the mama and proximity rows."),
+    write_calibration: bool = typer.Option(
+        False, help="Fit the fact calibration map on the selection documents and write it into the label artifact."
+    ),
+) -> None:
+    """Score the graph's facts against gold facts of UD trees, beside spaCy, MAMA-style and proximity rows."""
+    from pipeline.evaluation.facts import main as facts_main
+
+    argv = [str(conllu), "--model", model]
+    if select_on is not None:
+        argv += ["--select-on", str(select_on)]
+    if json_out:
+        argv.append("--json")
+    if plot is not None:
+        argv += ["--plot", str(plot)]
+    if max_documents is not None:
+        argv += ["--max-documents", str(max_documents)]
+    if no_baselines:
+        argv.append("--no-baselines")
+    if write_calibration:
+        argv.append("--write-calibration")
+    raise typer.Exit(int(facts_main(argv) or 0))
 
 
 def _register_serve() -> None:
