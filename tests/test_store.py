@@ -244,12 +244,35 @@ def assert_matches_kg(driver: Any, database: str, kg: KnowledgeGraph) -> None:
     rows = q(
         driver,
         database,
-        "MATCH (a:Span)-[r:!EVIDENCE]->(b:Span) RETURN a.key AS s, b.key AS o, type(r) AS rt, properties(r) AS p",
+        "MATCH (a:Span)-[r:!EVIDENCE&!FACT&!FACT_EVIDENCE]->(b:Span) "
+        "RETURN a.key AS s, b.key AS o, type(r) AS rt, properties(r) AS p",
     )
     rels = {(r["s"], r["o"], r["p"]["type"]): r for r in rows}
     assert len(rels) == len(rows)  # one aggregate edge per triple
-    assert set(rels) == set(kg.g.edges(keys=True))
-    for s, o, t, attrs in kg.g.edges(keys=True, data=True):
+    relation_edges = [(s, o, t, d) for s, o, t, d in kg.g.edges(keys=True, data=True) if d["kind"] == "relation"]
+    assert set(rels) == {(s, o, t) for s, o, t, _ in relation_edges}
+    # Every FACT: one per (subject, object, predicate), its aggregates bit-identical to the fact edge's.
+    fact_rows = q(
+        driver, database, "MATCH (a:Span)-[f:FACT]->(b:Span) RETURN a.key AS s, b.key AS o, properties(f) AS p"
+    )
+    facts = {(r["s"], r["o"], r["p"]["predicate"]): r["p"] for r in fact_rows}
+    assert len(facts) == len(fact_rows)
+    expected_facts = {(s, o, d["predicate"]): d for s, o, d in kg.g.edges(data=True) if d["kind"] == "fact"}
+    assert set(facts) == set(expected_facts)
+    for fact, attrs in expected_facts.items():
+        assert facts[fact] == {
+            k: attrs[k]
+            for k in (
+                "predicate",
+                "fact_kind",
+                "units",
+                "count",
+                "probability_max",
+                "probability_mean",
+                "documents",
+            )
+        }, fact
+    for s, o, t, attrs in relation_edges:
         assert rels[(s, o, t)]["rt"] == store.relationship_type(t)
         p = rels[(s, o, t)]["p"]
         assert p["unit"] == attrs["unit"]
@@ -727,7 +750,7 @@ def test_relationship_types_cover_the_closed_set_and_clash_with_nothing() -> Non
     assert list(types) == list(DEPENDENCY_RELATIONS)
     assert len(set(types.values())) == len(types)
     assert all(re.fullmatch(r"[A-Z][A-Z_]*", t) for t in types.values())
-    assert not set(types.values()) & {"RELATES", "EVIDENCE", "MENTIONED_IN", "PART_OF"}
+    assert not set(types.values()) & {"RELATES", "EVIDENCE", "MENTIONED_IN", "PART_OF", "FACT", "FACT_EVIDENCE"}
 
 
 def test_evidence_stored_before_units_existed_still_reads_and_recomputes(db) -> None:

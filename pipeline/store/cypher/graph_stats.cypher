@@ -20,7 +20,7 @@ CALL () {
   RETURN collect({label: label, spans: n}) AS entity_labels
 }
 CALL () {
-  MATCH (:Span)-[r:!EVIDENCE]->(:Span)
+  MATCH (:Span)-[r:!EVIDENCE&!FACT&!FACT_EVIDENCE]->(:Span)
   RETURN count(r) AS relations, count(DISTINCT r.type) AS relation_types, coalesce(sum(r.count), 0) AS evidence,
          count(CASE WHEN type(r) <> 'RELATES' THEN 1 END) AS typed_relations,
          count(CASE WHEN type(r) = 'RELATES' THEN 1 END) AS untyped_relations
