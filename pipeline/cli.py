@@ -172,6 +172,9 @@ def ingest(
     show: int = typer.Option(0, help="Print the N strongest relations and the N most probable facts of the graph."),
     out: Path | None = typer.Option(Path(DEFAULT_OUT), help="GraphML output (node-link JSON is written beside it)."),
     html: Path | None = typer.Option(None, help="Also write an interactive HTML view here."),
+    html_layer: str = typer.Option(
+        "all", "--html-layer", help="What the HTML view draws: all (relations and facts), relations, or facts."
+    ),
     fresh: bool = typer.Option(False, help="Start an empty graph instead of updating the one at --out."),
     strict: bool = typer.Option(False, help="Exit with code 3 if any input was skipped or failed."),
     neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Also write to Neo4j (bolt:// or neo4j://)."),
@@ -209,8 +212,12 @@ def ingest(
         _fail(f"{exc} (--layers is 'all', a list like 0,2,4 or a range like 1-3)" if "layer" in str(exc) else str(exc))
     _check_writable("--out", out)
     _check_writable("--html", html)
+    from pipeline.graph.html import LAYERS
+
+    if html_layer not in LAYERS:
+        _fail(f"--html-layer must be one of {', '.join(LAYERS)}, got {html_layer!r}")
     neo = Neo4jSettings.from_env(neo4j_uri, neo4j_user, neo4j_password, neo4j_database)
-    files = FileSink(out, html, fresh=fresh)
+    files = FileSink(out, html, fresh=fresh, html_layer=html_layer)  # type: ignore[arg-type]  # checked above
     sinks: list[Sink] = [files]
     if neo is not None:
         sinks.append(Neo4jSink(neo))

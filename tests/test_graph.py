@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import random
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -14,7 +17,7 @@ from pipeline.graph import PROVENANCE_FORMAT, KnowledgeGraph, Provenance, Proven
 from pipeline.graph.atomic import atomic_write, atomic_write_text
 from pipeline.graph.export import json_path_for, write_outputs
 from pipeline.graph.provenance import Tally
-from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
+from pipeline.types import Document, DocumentAnalysis, FactArc, Span, SpanFact, SpanRelation
 
 MC = "entity:PERSON:marie curie"
 PC = "entity:PERSON:pierre curie"
@@ -380,6 +383,9 @@ def test_changed_document_is_replaced_not_added(tmp_path: Path) -> None:
         "relation_types": 2,
         "mentions": 6,
         "evidence": 4,
+        "facts": 0,
+        "predicates": 0,
+        "fact_evidence": 0,
     }
 
     # Exactly what a graph that never saw the old version holds.
@@ -442,6 +448,9 @@ def test_relation_labels_triples_and_summary() -> None:
         "relation_types": 2,
         "mentions": 9,
         "evidence": 6,
+        "facts": 0,
+        "predicates": 0,
+        "fact_evidence": 0,
     }
 
 
@@ -728,3 +737,332 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path
     assert json.loads(target.read_text(encoding="utf-8"))["qkgraph_provenance"]["format"] == PROVENANCE_FORMAT
     assert target.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
+
+
+# ── facts ────────────────────────────────────────────────────────────────────────────────────────
+
+PARIS = "entity:GPE:paris"
+U_OBL = "qk:obl:L3A:H2c0-15"
+U_CASE = "qk:case:L1A:H0c0-7"
+U_POSS = "qk:nmod:poss:L1A:H3c0-15"
+
+#: (relation, unit, probability, head mention, dependent mention) of one arc.
+ArcSpec = tuple[str, str, float, int, int]
+
+
+def with_facts(
+    analysis: DocumentAnalysis,
+    facts: list[tuple[int, int, str, str, int | None, list[ArcSpec]]],
+) -> DocumentAnalysis:
+    """The analysis with hand-made facts: (subject mention, object mention, predicate, kind, predicate
+    mention or None, arcs); the probability is the product of the arcs', as the composer makes it, and
+    the sentence the subject's. An arc's words are the mentions' offsets."""
+    out = []
+    for subject, obj, predicate, kind, at, arc_specs in facts:
+        arcs = tuple(
+            FactArc(
+                relation,
+                unit,
+                probability,
+                analysis.spans[head].start_char,
+                analysis.spans[head].end_char,
+                analysis.spans[dependent].start_char,
+                analysis.spans[dependent].end_char,
+            )
+            for relation, unit, probability, head, dependent in arc_specs
+        )
+        probability = math.prod(arc.probability for arc in arcs)
+        start, end = (-1, -1) if at is None else (analysis.spans[at].start_char, analysis.spans[at].end_char)
+        out.append(
+            SpanFact(subject, obj, predicate, probability, analysis.spans[subject].sent_index, kind, arcs, start, end)  # type: ignore[arg-type]
+        )
+    return replace(analysis, facts=out)
+
+
+def fact_doc1() -> DocumentAnalysis:
+    """Marie Curie won the Nobel Prize (action) and moved to Paris (oblique), with the arcs behind them."""
+    analysis = build(
+        "f1",
+        ["Marie Curie won the Nobel Prize in Physics.", "Marie Curie moved to Paris."],
+        [
+            (MC, "Marie Curie", 0, 0),
+            (WON, "won", 0, 0),
+            (NOBEL, "the Nobel Prize in Physics", 0, 0),
+            (MC, "Marie Curie", 1, 0),
+            ("word:move", "moved", 1, 0),
+            ("word:to", "to", 1, 0),
+            (PARIS, "Paris", 1, 0),
+        ],
+        [(1, 0, "nsubj", 0.97, U_NSUBJ), (1, 2, "obj", 0.93, U_OBJ), (4, 3, "nsubj", 0.9, U_NSUBJ)],
+    )
+    return with_facts(
+        analysis,
+        [
+            (0, 2, "win", "action", 1, [("nsubj", U_NSUBJ, 0.97, 1, 0), ("obj", U_OBJ, 0.93, 1, 2)]),
+            (
+                3,
+                6,
+                "move to",
+                "oblique",
+                4,
+                [("nsubj", U_NSUBJ, 0.9, 4, 3), ("obl", U_OBL, 0.8, 4, 6), ("case", U_CASE, 0.75, 6, 5)],
+            ),
+        ],
+    )
+
+
+def fact_doc2(p_obj: float = 0.6, word: str = "again") -> DocumentAnalysis:
+    """Marie Curie wins the prize again (weaker, a parser's obj arc), and a predicate "mark" beside a
+    relation ``mark`` on the same pair of spans. ``word`` changes the text (a new version)."""
+    analysis = build(
+        "f2",
+        [f"Marie Curie won the Nobel Prize in Physics {word}, marking Paris."],
+        [
+            (MC, "Marie Curie", 0, 0),
+            (WON, "won", 0, 0),
+            (NOBEL, "the Nobel Prize in Physics", 0, 0),
+            ("word:mark", "marking", 0, 0),
+            (PARIS, "Paris", 0, 0),
+        ],
+        [(1, 0, "nsubj", 0.99, U_NSUBJ_B), (0, 4, "mark", 0.5, "qk:mark:L1A:H1c0-3")],
+    )
+    return with_facts(
+        analysis,
+        [
+            (0, 2, "win", "action", 1, [("nsubj", U_NSUBJ_B, 0.99, 1, 0), ("obj", "", p_obj, 1, 2)]),
+            (0, 4, "mark", "action", 3, [("nsubj", "", 1.0, 3, 0), ("obj", "", 0.5, 3, 4)]),
+        ],
+    )
+
+
+def fact_graph(*analyses: DocumentAnalysis, max_evidence: int = 5) -> KnowledgeGraph:
+    kg = KnowledgeGraph(max_evidence=max_evidence)
+    for analysis in analyses:
+        kg.add_analysis(analysis)
+    return kg
+
+
+def test_facts_are_edges_of_their_own_kind_beside_the_relations() -> None:
+    kg = fact_graph(fact_doc1(), fact_doc2())
+    g = kg.g
+    win = g.edges[MC, NOBEL, "fact:win"]
+    p1, p2 = 0.97 * 0.93, 0.99 * 0.6
+    assert {k: win[k] for k in win if k != "evidence"} == {
+        "kind": "fact",
+        "predicate": "win",
+        "fact_kind": "action",
+        "units": [U_NSUBJ, U_OBJ],  # the best item's arcs (f1), subject arc first
+        "probability_max": p1,
+        "probability_mean": mean(p1, p2),
+        "count": 2,
+        "documents": ["f1", "f2"],
+    }
+    assert [(e["document"], e["probability"]) for e in win["evidence"]] == [("f1", p1), ("f2", p2)]
+    assert win["evidence"][0] == {
+        "document": "f1",
+        "sentence_index": 0,
+        "subject_start": 0,
+        "subject_end": 11,
+        "object_start": 16,
+        "object_end": 42,
+        "predicate_start": 12,
+        "predicate_end": 15,
+        "probability": p1,
+        "kind": "action",
+        "arcs": [
+            {
+                "relation": "nsubj",
+                "unit": U_NSUBJ,
+                "probability": 0.97,
+                "head_start": 12,
+                "head_end": 15,
+                "dependent_start": 0,
+                "dependent_end": 11,
+                "head": "won",
+                "dependent": "Marie Curie",
+            },
+            {
+                "relation": "obj",
+                "unit": U_OBJ,
+                "probability": 0.93,
+                "head_start": 12,
+                "head_end": 15,
+                "dependent_start": 16,
+                "dependent_end": 42,
+                "head": "won",
+                "dependent": "the Nobel Prize in Physics",
+            },
+        ],
+        "sentence": "Marie Curie won the Nobel Prize in Physics.",
+    }
+    # The predicate "mark" and the relation mark link the same two spans and never meet.
+    assert set(g[MC][PARIS]) == {"mark", "fact:mark", "fact:move to"}
+    assert g.edges[MC, PARIS, "mark"]["kind"] == "relation" and g.edges[MC, PARIS, "mark"]["relation"] == "mark"
+    assert g.edges[MC, PARIS, "fact:mark"]["units"] == []  # a parser's arcs have no unit
+    move = g.edges[MC, PARIS, "fact:move to"]
+    assert (move["fact_kind"], move["units"]) == ("oblique", [U_NSUBJ, U_OBL, U_CASE])
+    assert move["evidence"][0]["sentence"] == "Marie Curie moved to Paris."  # cited by a fact only
+    # Every relation edge says it is one; triples() lists relations only, facts() the facts.
+    assert {d["kind"] for _, _, k, d in g.edges(keys=True, data=True) if not k.startswith("fact:")} == {"relation"}
+    assert [t[1] for t in kg.triples()] == ["nsubj", "obj", "nsubj", "mark"]
+    assert list(kg.facts()) == [
+        (MC, "win", NOBEL, p1),
+        (MC, "move to", PARIS, 0.9 * 0.8 * 0.75),
+        (MC, "mark", PARIS, 0.5),
+    ]
+    summary = kg.summary()
+    assert (summary["edges"], summary["relation_types"], summary["evidence"]) == (4, 3, 5)
+    assert (summary["facts"], summary["predicates"], summary["fact_evidence"]) == (3, 3, 4)
+
+
+def test_fact_self_loops_are_dropped_and_one_sentence_keeps_its_best_occurrence() -> None:
+    base = fact_doc1()
+    # Marie Curie (sentence 1) "be" Marie Curie (sentence 0's mention): the same key, dropped.
+    loop = with_facts(base, [(3, 0, "be", "copula", 4, [("nsubj", "", 0.9, 4, 3)])]).facts
+    twice = with_facts(
+        base,
+        [
+            (0, 2, "win", "action", 1, [("nsubj", U_NSUBJ, 0.5, 1, 0)]),
+            (0, 2, "win", "action", 1, [("nsubj", U_NSUBJ, 0.97, 1, 0), ("obj", U_OBJ, 0.93, 1, 2)]),
+            (0, 2, "win", "action", 1, [("nsubj", U_NSUBJ, 0.25, 1, 0)]),
+        ],
+    ).facts
+    kg = fact_graph(replace(base, facts=[*base.facts, *loop, *twice]))
+    assert not kg.g.has_edge(MC, MC)
+    win = kg.g.edges[MC, NOBEL, "fact:win"]
+    assert (win["count"], win["probability_max"]) == (1, 0.97 * 0.93)
+    assert [a["probability"] for a in win["evidence"][0]["arcs"]] == [0.97, 0.93]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"probability": 1.5}, "outside"),
+        ({"probability": math.nan}, "outside"),
+        ({"predicate": "  "}, "empty predicate"),
+        ({"kind": "rumour"}, "kind 'rumour'"),
+        ({"object": 99}, "refers to span"),
+        ({"sent_index": 7}, "cites sentence"),
+    ],
+)
+def test_a_bad_fact_is_refused_and_leaves_the_graph_untouched(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    kg = fact_graph(fact_doc1())
+    before = export_bytes(kg, tmp_path, "before")
+    changed = fact_doc2()
+    changed = replace(changed, facts=[replace(changed.facts[0], **change), *changed.facts[1:]])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        kg.add_analysis(changed)
+    assert export_bytes(kg, tmp_path, "after") == before
+
+
+def test_fact_aggregates_are_exact_whatever_the_order_and_after_replacement(tmp_path: Path) -> None:
+    # Many documents stating the same fact with awkward probabilities: the mean is exact in any order.
+    rng = random.Random(3)
+    docs = [
+        replace(fact_doc2(p), document=Document(f"p{i}", fact_doc2(p).document.text))
+        for i, p in enumerate([0.1, 0.2, 0.3, 1 / 3, 0.7, 0.9, 1e-300, 0.15])
+    ]
+    orders = [docs, list(reversed(docs)), rng.sample(docs, len(docs))]
+    graphs = [fact_graph(fact_doc1(), *order) for order in orders]
+    means = {g.g.edges[MC, NOBEL, "fact:win"]["probability_mean"] for g in graphs}
+    expected = mean(0.97 * 0.93, *(0.99 * p for p in [0.1, 0.2, 0.3, 1 / 3, 0.7, 0.9, 1e-300, 0.15]))
+    assert means == {expected}
+    # Replacing a document recomputes its facts: bit for bit what a graph without the old version holds.
+    kg = fact_graph(fact_doc1(), fact_doc2())
+    assert kg.add_analysis(fact_doc2(0.25, "anew")) == "replaced"
+    assert kg.g.edges[MC, NOBEL, "fact:win"]["probability_mean"] == mean(0.97 * 0.93, 0.99 * 0.25)
+    fresh = fact_graph(fact_doc1(), fact_doc2(0.25, "anew"))
+    assert export_bytes(kg, tmp_path, "replaced") == export_bytes(fresh, tmp_path, "fresh")
+    # A version without facts removes those only it supported, and recomputes the shared one.
+    assert kg.add_analysis(replace(fact_doc2(), facts=[])) == "replaced"
+    assert not kg.g.has_edge(MC, PARIS, "fact:mark") and kg.g.has_edge(MC, PARIS, "mark")
+    win = kg.g.edges[MC, NOBEL, "fact:win"]
+    assert (win["count"], win["documents"], win["probability_mean"]) == (1, ["f1"], 0.97 * 0.93)
+    assert kg.remove_document("f1")
+    assert list(kg.facts()) == []
+    assert kg.summary()["facts"] == 0
+
+
+def test_fact_kind_is_the_most_frequent_kind_ties_in_a_fixed_order() -> None:
+    analysis = fact_doc2()
+    have = [(0, 2, "have", "possession", None, [("nmod:poss", U_POSS, 0.9, 2, 0)])]
+    kinds = [with_facts(replace(analysis, document=Document(f"k{i}", analysis.document.text)), have) for i in range(2)]
+    action = with_facts(analysis, [(0, 2, "have", "action", 1, [("nsubj", "", 0.6, 1, 0), ("obj", "", 0.7, 1, 2)])])
+    kg = fact_graph(kinds[0], action)
+    assert kg.g.edges[MC, NOBEL, "fact:have"]["fact_kind"] == "action"  # 1 : 1, action comes first
+    assert kg.g.edges[MC, NOBEL, "fact:have"]["units"] == [U_POSS]  # the best item's (0.9)
+    assert kg.g.edges[MC, NOBEL, "fact:have"]["evidence"][0]["predicate_start"] == -1
+    kg.add_analysis(kinds[1])
+    assert kg.g.edges[MC, NOBEL, "fact:have"]["fact_kind"] == "possession"  # 2 : 1
+
+
+def test_facts_round_trip_through_node_link_graphml_and_provenance(tmp_path: Path) -> None:
+    kg = fact_graph(fact_doc1(), fact_doc2(), max_evidence=1)
+    kg.add_analysis(fact_doc2(0.25, "anew"))
+    original = export_bytes(kg, tmp_path, "kg")
+    data = json.loads(original)
+    assert data["qkgraph_provenance"]["format"] == PROVENANCE_FORMAT == 3
+    assert {f["predicate"] for c in data["qkgraph_provenance"]["contributions"] for f in c["facts"]} == {
+        "win",
+        "move to",
+        "mark",
+    }
+    fact_edges = [e for e in data["edges"] if e["kind"] == "fact"]
+    # Canonical order: (source, target, key), relation and fact edges together.
+    assert [(e["source"], e["target"], e["key"]) for e in fact_edges] == [
+        (MC, PARIS, "fact:mark"),
+        (MC, PARIS, "fact:move to"),
+        (MC, NOBEL, "fact:win"),
+    ]
+    provenance = kg.provenance()
+    assert provenance is not None
+    for loaded in (
+        KnowledgeGraph.from_node_link(tmp_path / "kg.json"),
+        KnowledgeGraph.from_graphml(kg.to_graphml(tmp_path / "kg.graphml", include_provenance=True)),
+        KnowledgeGraph.from_provenance(
+            Provenance.from_json(json.loads(json.dumps(provenance.to_json()))), max_evidence=1
+        ),
+    ):
+        assert export_bytes(loaded, tmp_path, "loaded") == original
+        # Still exact after a removal.
+        loaded.remove_document("f2")
+        assert loaded.g.edges[MC, NOBEL, "fact:win"]["count"] == 1
+        assert not loaded.g.has_edge(MC, PARIS, "fact:mark")
+    # GraphML without provenance keeps every fact edge's attributes (units and evidence JSON-encoded).
+    lean = KnowledgeGraph.from_graphml(kg.to_graphml(tmp_path / "lean.graphml"))
+    assert set(lean.g.edges(keys=True)) == set(kg.g.edges(keys=True))
+    for u, v, k, attrs in kg.g.edges(keys=True, data=True):
+        assert lean.g.edges[u, v, k] == attrs
+    assert list(lean.facts()) == list(kg.facts())
+    raw = nx.read_graphml(tmp_path / "lean.graphml", force_multigraph=True)
+    assert sorted(d["predicate"] for _, _, d in raw.edges(data=True) if d.get("kind") == "fact") == [
+        "mark",
+        "move to",
+        "win",
+    ]
+
+
+def test_format_2_provenance_without_facts_still_loads(tmp_path: Path) -> None:
+    kg = fact_graph(replace(fact_doc1(), facts=[]), replace(fact_doc2(), facts=[]))
+    data = json.loads(export_bytes(kg, tmp_path, "kg"))
+    block = data["qkgraph_provenance"]
+    block["format"] = 2
+    for contribution in block["contributions"]:
+        del contribution["facts"]
+    # Sentences cited only by facts are absent in such a file: none here (no facts at all).
+    (tmp_path / "old.json").write_text(json.dumps(data), encoding="utf-8")
+    loaded = KnowledgeGraph.from_node_link(tmp_path / "old.json")
+    assert export_bytes(loaded, tmp_path, "new") == export_bytes(kg, tmp_path, "kg")
+    assert loaded.summary()["facts"] == 0
+    # And it can take documents with facts from then on.
+    assert loaded.add_analysis(fact_doc2(0.6, "anew")) == "replaced"
+    assert loaded.g.has_edge(MC, PARIS, "fact:mark")
+
+
+def test_relation_labels_leave_fact_edges_alone() -> None:
+    kg = fact_graph(fact_doc2())
+    kg.set_relation_labels({"mark": "marker"})
+    assert kg.g.edges[MC, PARIS, "mark"]["label"] == "marker"
+    assert "label" not in kg.g.edges[MC, PARIS, "fact:mark"]

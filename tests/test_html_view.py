@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 from chromium_cdp import CHROMIUM, CHROMIUM_FLAGS, DevToolsPipe
+from test_graph import with_facts
 
 from pipeline.graph import KnowledgeGraph
-from pipeline.graph.html import KIND_COLOURS, PALETTE, relation_caption, select_subgraph, write_html
+from pipeline.graph.html import FACT_COLOUR, KIND_COLOURS, PALETTE, relation_caption, select_subgraph, write_html
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation
 
 # (key, text, label, kind) of the small test graph; texts are what the page must show.
@@ -53,6 +54,13 @@ def small_graph() -> KnowledgeGraph:
 
 def typed_graph() -> KnowledgeGraph:
     """Typed relations (UD names, head -> dependent, with units), a pronoun, and one untyped relation."""
+    # A human label for a typed relation does not change its caption; an untyped one's does.
+    kg = KnowledgeGraph(relation_labels={"obj": "object (0.91)", "L2H8k12": "amod (0.81)"})
+    kg.add_analysis(typed_analysis())
+    return kg
+
+
+def typed_analysis() -> DocumentAnalysis:
     text = "Marie Curie won the prize. She shared it."
     words = [
         ("entity:PERSON:marie curie", "Marie Curie", "PERSON", "entity", 0),
@@ -71,9 +79,20 @@ def typed_graph() -> KnowledgeGraph:
         SpanRelation(4, 3, "nsubj", 0.8, 1, "qk:nsubj:L2A:H0c0-31"),
         SpanRelation(3, 4, "L2H8k12", 0.3, 1),
     ]
-    # A human label for a typed relation does not change its caption; an untyped one's does.
-    kg = KnowledgeGraph(relation_labels={"obj": "object (0.91)", "L2H8k12": "amod (0.81)"})
-    kg.add_analysis(DocumentAnalysis(Document("typed.txt", text), [(0, 26), (27, len(text))], spans, relations))
+    return DocumentAnalysis(Document("typed.txt", text), [(0, 26), (27, len(text))], spans, relations)
+
+
+def fact_view_graph() -> KnowledgeGraph:
+    """typed_graph's document with two facts: Marie Curie -[win]-> the prize, She -[share]-> the prize."""
+    analysis = with_facts(
+        typed_analysis(),
+        [
+            (0, 2, "win", "action", 1, [("nsubj", "qk:nsubj:L2A:H0c0-31", 0.97, 1, 0), ("obj", "", 0.9, 1, 2)]),
+            (3, 2, "share", "action", 4, [("nsubj", "qk:nsubj:L2A:H0c0-31", 0.8, 4, 3), ("obj", "", 0.5, 4, 2)]),
+        ],
+    )
+    kg = KnowledgeGraph()
+    kg.add_analysis(analysis)
     return kg
 
 
@@ -271,3 +290,55 @@ def test_typed_relations_show_their_name_and_pronouns_their_own_colour(tmp_path:
     assert rendered["status"] == "rendered", rendered
     assert sorted(r["caption"] for r in rendered["relationships"]) == ["amod", "nsubj", "nsubj", "obj"]
     assert "She" in {n["caption"] for n in rendered["nodes"]}
+
+
+def test_fact_edges_are_drawn_with_their_predicate_and_the_fact_layer_alone(tmp_path: Path) -> None:
+    kg = fact_view_graph()
+    # Default: relations and facts together.
+    page = write_html(kg, tmp_path / "all.html").read_text(encoding="utf-8")
+    data = data_block(page)
+    rels = data["relationships"]  # type: ignore[index]
+    assert sorted(r["caption"] for r in rels) == ["L2H8k12", "nsubj", "nsubj", "obj", "share", "win"]  # type: ignore[union-attr]
+    win = next(r for r in rels if r["caption"] == "win")  # type: ignore[union-attr]
+    assert (win["from"], win["to"], win["color"]) == (
+        "entity:PERSON:marie curie",
+        "noun_chunk:prize",
+        FACT_COLOUR.lower(),
+    )
+    assert win["properties"]["kind"] == "fact" and win["properties"]["fact_kind"] == "action"
+    assert win["properties"]["probability_max"] == 0.97 * 0.9
+    assert win["properties"]["units"] == "qk:nsubj:L2A:H0c0-31"
+    assert "5 of 5 nodes, 4 of 4 relations, 2 of 2 facts shown" in page
+    # The fact layer alone: only facts, only the spans they link ("won" and "shared" take part in none).
+    nodes, edges = select_subgraph(kg, max_nodes=10, max_edges=10, layer="facts")
+    assert nodes == ["entity:PERSON:marie curie", "noun_chunk:prize", "pronoun:typed.txt:she"]
+    assert [k for _, _, k in edges] == ["fact:win", "fact:share"]
+    facts_page = write_html(kg, tmp_path / "facts.html", layer="facts").read_text(encoding="utf-8")
+    facts_data = data_block(facts_page)
+    assert sorted(r["caption"] for r in facts_data["relationships"]) == ["share", "win"]  # type: ignore[union-attr]
+    assert sorted(n["id"] for n in facts_data["nodes"]) == nodes  # type: ignore[union-attr, index]
+    assert "3 of 5 nodes, 0 of 4 relations, 2 of 2 facts shown" in facts_page
+    # Relations alone: what the view drew before facts existed.
+    relations_page = write_html(kg, tmp_path / "relations.html", layer="relations").read_text(encoding="utf-8")
+    captions = sorted(r["caption"] for r in data_block(relations_page)["relationships"])  # type: ignore[union-attr]
+    assert captions == ["L2H8k12", "nsubj", "nsubj", "obj"]
+    with pytest.raises(ValueError, match="layer"):
+        write_html(kg, tmp_path / "bad.html", layer="everything")  # type: ignore[arg-type]
+
+
+def test_a_graph_without_facts_draws_what_it_drew_before(tmp_path: Path) -> None:
+    page = write_html(typed_graph(), tmp_path / "typed.html").read_text(encoding="utf-8")
+    assert "5 of 5 nodes, 4 of 4 relations shown" in page and "facts" not in page.split("qkgraph-footer")[1][:300]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_fact_layer_renders_in_headless_chromium(tmp_path: Path) -> None:
+    path = write_html(fact_view_graph(), tmp_path / "facts.html", layer="facts")
+    result = chromium(path.as_uri(), "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r'<pre id="qkgraph-rendered"[^>]*>(.*?)</pre>', result.stdout, re.S)
+    assert match, result.stdout[-2000:]
+    rendered = json.loads(html.unescape(match.group(1)))
+    assert rendered["status"] == "rendered", rendered
+    assert sorted(r["caption"] for r in rendered["relationships"]) == ["share", "win"]
+    assert sorted(n["caption"] for n in rendered["nodes"]) == ["Marie Curie", "She", "the prize"]

@@ -80,6 +80,7 @@ def test_bad_inputs_are_skipped_with_reasons_and_nothing_is_lost(tmp_path):
         (["{examples}", "--model", "no-such-org/no-such-model"], "unknown model 'no-such-org/no-such-model'"),
         (["{examples}", "--threshold", "1.5"], "threshold must be in [0, 1], got 1.5"),
         (["{examples}", "--layers", "0,9"], "layers must be in [0, 5]"),
+        (["{examples}", "--html-layer", "edges"], "--html-layer must be one of all, relations, facts, got 'edges'"),
         (["{examples}", "--neo4j-uri", "bolt://127.0.0.1:1"], "cannot reach Neo4j at bolt://127.0.0.1:1"),
     ],
 )

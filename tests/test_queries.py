@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_graph import with_facts
 from test_store import (
     MARRIED,
     MC,
@@ -44,6 +45,26 @@ U_OBJ_B = "qk:obj:L3A:H2c0-3"
 
 
 def corpus() -> list:
+    d5, d6 = typed_documents()
+    return [*untyped_documents(), d5, d6]
+
+
+def typed_documents() -> list:
+    """d5 and d6, with the facts composed from their typed arcs."""
+    d5, d6 = _typed_documents()
+    d5 = with_facts(
+        d5,
+        [
+            (0, 2, "win", "action", 1, [("nsubj", U_NSUBJ, 0.97, 1, 0), ("obj", U_OBJ, 0.93, 1, 2)]),
+            (3, 6, "share", "action", 4, [("nsubj", U_NSUBJ, 0.88, 4, 3), ("obj", U_OBJ, 0.71, 4, 6)]),
+            (5, 6, "have", "possession", None, [("nmod:poss", U_POSS, 0.66, 6, 5)]),
+        ],
+    )
+    d6 = with_facts(d6, [(0, 2, "win", "action", 1, [("nsubj", U_NSUBJ_B, 0.9, 1, 0), ("obj", U_OBJ_B, 0.8, 1, 2)])])
+    return [d5, d6]
+
+
+def untyped_documents() -> list:
     return [
         build(
             "d1",
@@ -85,6 +106,11 @@ def corpus() -> list:
             [(PC, "Pierre Curie", 0, 0), (MC, "Marie Curie", 0, 0), (PARIS, "Paris", 0, 0)],
             [(0, 2, LOC, 0.65)],
         ),
+    ]
+
+
+def _typed_documents() -> list:
+    return [
         # Typed relations (head -> dependent, with units) and pronouns, apart from Marie Curie.
         build(
             "d5",
@@ -155,7 +181,7 @@ def check_relation_graph(run: Callable[..., list[dict[str, Any]]], kg: Knowledge
     assert [rows[0]["p"][0]["key"], rows[0]["p"][1], rows[0]["p"][2]["key"]] == [WON, "OBJ", NOBEL]
     # Without an entity: the whole graph (typed and untyped), strongest first.
     rows = run(entity=None, limit=100)
-    assert len(rows) == kg.g.number_of_edges() == 8 + 6
+    assert len(rows) == kg.summary()["edges"] == kg.g.number_of_edges() - 4 == 8 + 6  # relations, no facts
     assert rows[0]["score_max"] == 0.97 and rows == sorted(rows, key=lambda r: -r["score_max"])
     assert {r["p"][1] for r in rows} == {"RELATES", "NSUBJ", "OBJ", "NMOD_POSS"}
 
@@ -285,6 +311,109 @@ def check_graph_stats(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGra
     # MC->radium NSUBJ and won->Nobel Prize obj have evidence from two documents
     assert row["evidence_edges"] == 8 + 1 + 6 + 1
     assert row["mention_edges"] == 3 + 4 + 3 + 3 + 7 + 3
+    # Facts apart: win (twice), share, have.
+    assert (row["facts"], row["predicates"], row["fact_evidence"]) == (summary["facts"], summary["predicates"], 4)
+    assert (row["facts"], row["predicates"], row["fact_evidence_edges"]) == (4, 3, 4)
+    assert summary["fact_evidence"] == 4
+
+
+NOBEL_TEXT = "the Nobel Prize in Physics"
+
+
+def check_facts_about_entity(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(entity=NOBEL_TEXT, limit=10)
+    assert [(r["role"], r["subject"], r["predicate"], r["object"], r["kind"], r["count"]) for r in rows] == [
+        ("object", "Henri Becquerel", "win", NOBEL_TEXT, "action", 1),
+        ("object", "Pierre Curie", "win", NOBEL_TEXT, "action", 1),
+    ]
+    assert [r["probability"] for r in rows] == [0.97 * 0.93, 0.9 * 0.8]
+    assert rows[0]["documents"] == ["d5"] and rows[0]["other_key"] == HB
+    # Both directions: the prize is the object of two facts, "his" the subject of one; by key as well.
+    rows = run(entity="prize", limit=10)
+    assert [(r["role"], r["subject"], r["predicate"], r["kind"]) for r in rows] == [
+        ("object", "his", "have", "possession"),
+        ("object", "He", "share", "action"),
+    ]
+    assert [(r["role"], r["object"]) for r in run(entity=HIS, limit=10)] == [("subject", "prize")]
+    assert len(run(entity=NOBEL, limit=1)) == 1
+    # Relations are not facts: Marie Curie has many relations and no fact.
+    assert run(entity="Marie Curie", limit=10) == []
+
+
+def check_facts_by_predicate(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(predicate="WIN", limit=25)
+    assert [(r["subject"], r["predicate"], r["object"], r["probability"], r["kind"]) for r in rows] == [
+        ("Henri Becquerel", "win", NOBEL_TEXT, 0.97 * 0.93, "action"),
+        ("Pierre Curie", "win", NOBEL_TEXT, 0.9 * 0.8, "action"),
+    ]
+    assert rows[0]["mean_probability"] == kg.g.edges[HB, NOBEL, "fact:win"]["probability_mean"]
+    # The path Browser draws: (subject)-[:FACT]->(object).
+    assert [rows[0]["p"][0]["key"], rows[0]["p"][1], rows[0]["p"][2]["key"]] == [HB, "FACT", NOBEL]
+    assert len(run(predicate="win", limit=1)) == 1
+    assert [(r["subject"], r["object"]) for r in run(predicate="have", limit=25)] == [("his", "prize")]
+    # A relation name is no predicate; nor is anything else.
+    for other in ("nsubj", "obj", "", "win') DETACH DELETE n //"):
+        assert run(predicate=other, limit=25) == []
+
+
+def check_facts_between(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(source=NOBEL_TEXT, target="Henri Becquerel")
+    assert [(r["subject"], r["predicate"], r["object"], r["direction"], r["kind"], r["count"]) for r in rows] == [
+        ("Henri Becquerel", "win", NOBEL_TEXT, "backward", "action", 1)
+    ]
+    assert rows[0]["probability"] == 0.97 * 0.93
+    assert [rows[0]["p"][0]["key"], rows[0]["p"][1], rows[0]["p"][2]["key"]] == [NOBEL, "FACT", HB]
+    assert [r["direction"] for r in run(source=PC, target=NOBEL_TEXT)] == ["forward"]
+    # Two spans linked by relations only: no fact between them.
+    assert run(source="Marie Curie", target="radium") == []
+    assert run(source="prize", target="prize") == []
+
+
+def check_fact_support(run: Callable[..., list[dict[str, Any]]], kg: KnowledgeGraph) -> None:
+    rows = run(subject="Henri Becquerel", object=NOBEL_TEXT, predicate="win")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["document"], row["source"], row["sentence_index"], row["sentence"]) == (
+        "d5",
+        "d5.txt",
+        0,
+        "Henri Becquerel won the Nobel Prize in Physics.",
+    )
+    assert (row["probability"], row["kind"], row["predicate_offsets"]) == (0.97 * 0.93, "action", [16, 19])
+    assert row["arcs"] == [
+        {
+            "relation": "nsubj",
+            "unit": U_NSUBJ,
+            "probability": 0.97,
+            "head": "won",
+            "dependent": "Henri Becquerel",
+            "head_offsets": [16, 19],
+            "dependent_offsets": [0, 15],
+        },
+        {
+            "relation": "obj",
+            "unit": U_OBJ,
+            "probability": 0.93,
+            "head": "won",
+            "dependent": NOBEL_TEXT,
+            "head_offsets": [16, 19],
+            "dependent_offsets": [20, 46],
+        },
+    ]
+    assert row["units"] == [U_NSUBJ, U_OBJ] == kg.g.edges[HB, NOBEL, "fact:win"]["units"]
+    assert run(subject=HB, object=NOBEL, predicate=None) == rows
+    # A possession has no predicate word; its one arc is the nmod:poss.
+    (have,) = run(subject="his", object="prize", predicate=None)
+    assert (have["predicate"], have["kind"], have["predicate_offsets"], have["units"]) == (
+        "have",
+        "possession",
+        [-1, -1],
+        [U_POSS],
+    )
+    assert [(a["relation"], a["head"], a["dependent"]) for a in have["arcs"]] == [("nmod:poss", "prize", "his")]
+    # Direction matters, and the predicate must match.
+    assert run(subject=NOBEL_TEXT, object="Henri Becquerel", predicate=None) == []
+    assert run(subject="Henri Becquerel", object=NOBEL_TEXT, predicate="lose") == []
 
 
 CHECKS: dict[str, Callable[[Callable[..., list[dict[str, Any]]], KnowledgeGraph], None]] = {
@@ -297,6 +426,10 @@ CHECKS: dict[str, Callable[[Callable[..., list[dict[str, Any]]], KnowledgeGraph]
     "edge_provenance": check_edge_provenance,
     "cooccurring_entities": check_cooccurring_entities,
     "graph_stats": check_graph_stats,
+    "facts_about_entity": check_facts_about_entity,
+    "facts_by_predicate": check_facts_by_predicate,
+    "facts_between": check_facts_between,
+    "fact_support": check_fact_support,
 }
 
 

@@ -9,6 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from test_graph import PARIS as PARIS_F
+from test_graph import U_NSUBJ_B, fact_doc1, fact_doc2, with_facts
 
 from pipeline import store
 from pipeline.graph import KnowledgeGraph
@@ -244,12 +246,35 @@ def assert_matches_kg(driver: Any, database: str, kg: KnowledgeGraph) -> None:
     rows = q(
         driver,
         database,
-        "MATCH (a:Span)-[r:!EVIDENCE]->(b:Span) RETURN a.key AS s, b.key AS o, type(r) AS rt, properties(r) AS p",
+        "MATCH (a:Span)-[r:!EVIDENCE&!FACT&!FACT_EVIDENCE]->(b:Span) "
+        "RETURN a.key AS s, b.key AS o, type(r) AS rt, properties(r) AS p",
     )
     rels = {(r["s"], r["o"], r["p"]["type"]): r for r in rows}
     assert len(rels) == len(rows)  # one aggregate edge per triple
-    assert set(rels) == set(kg.g.edges(keys=True))
-    for s, o, t, attrs in kg.g.edges(keys=True, data=True):
+    relation_edges = [(s, o, t, d) for s, o, t, d in kg.g.edges(keys=True, data=True) if d["kind"] == "relation"]
+    assert set(rels) == {(s, o, t) for s, o, t, _ in relation_edges}
+    # Every FACT: one per (subject, object, predicate), its aggregates bit-identical to the fact edge's.
+    fact_rows = q(
+        driver, database, "MATCH (a:Span)-[f:FACT]->(b:Span) RETURN a.key AS s, b.key AS o, properties(f) AS p"
+    )
+    facts = {(r["s"], r["o"], r["p"]["predicate"]): r["p"] for r in fact_rows}
+    assert len(facts) == len(fact_rows)
+    expected_facts = {(s, o, d["predicate"]): d for s, o, d in kg.g.edges(data=True) if d["kind"] == "fact"}
+    assert set(facts) == set(expected_facts)
+    for fact, attrs in expected_facts.items():
+        assert facts[fact] == {
+            k: attrs[k]
+            for k in (
+                "predicate",
+                "fact_kind",
+                "units",
+                "count",
+                "probability_max",
+                "probability_mean",
+                "documents",
+            )
+        }, fact
+    for s, o, t, attrs in relation_edges:
         assert rels[(s, o, t)]["rt"] == store.relationship_type(t)
         p = rels[(s, o, t)]["p"]
         assert p["unit"] == attrs["unit"]
@@ -279,7 +304,8 @@ def assert_same_kg(a: KnowledgeGraph, b: KnowledgeGraph) -> None:
                 assert len(da[name]) == len(db[name])
                 for x, y in zip(da[name], db[name]):
                     assert {k: v for k, v in x.items() if k != "score"} == {k: v for k, v in y.items() if k != "score"}
-                    assert x["score"] == pytest.approx(y["score"], rel=0, abs=1e-12)
+                    if "score" in x:  # relation evidence (fact evidence compares exactly, above)
+                        assert x["score"] == pytest.approx(y["score"], rel=0, abs=1e-12)
             else:
                 assert da[name] == db[name], (edge, name)
     assert a.g.graph == b.g.graph
@@ -727,7 +753,7 @@ def test_relationship_types_cover_the_closed_set_and_clash_with_nothing() -> Non
     assert list(types) == list(DEPENDENCY_RELATIONS)
     assert len(set(types.values())) == len(types)
     assert all(re.fullmatch(r"[A-Z][A-Z_]*", t) for t in types.values())
-    assert not set(types.values()) & {"RELATES", "EVIDENCE", "MENTIONED_IN", "PART_OF"}
+    assert not set(types.values()) & {"RELATES", "EVIDENCE", "MENTIONED_IN", "PART_OF", "FACT", "FACT_EVIDENCE"}
 
 
 def test_evidence_stored_before_units_existed_still_reads_and_recomputes(db) -> None:
@@ -1010,3 +1036,213 @@ def test_concurrent_batch_writers_on_shared_spans_keep_the_aggregates_exact(db) 
     for row in sorted(order, key=lambda r: (r["seq"], r["id"])):  # the store's ingest order
         kg.add_analysis(analyses[row["id"]])
     assert_matches_kg(driver, database, kg)
+
+
+# ── facts ────────────────────────────────────────────────────────────────────────────────────────
+
+EVIL_PREDICATE = "x}]->() DETACH DELETE n //"
+
+
+def fact_docs() -> list[DocumentAnalysis]:
+    """The graph tests' fact documents: f1 (win, move to), f2 (win again, mark beside the relation mark)."""
+    return [fact_doc1(), fact_doc2()]
+
+
+def fact_counts(driver: Any, database: str) -> tuple[int, int]:
+    return (
+        q(driver, database, "MATCH ()-[f:FACT]->() RETURN count(f) AS n")[0]["n"],
+        q(driver, database, "MATCH ()-[e:FACT_EVIDENCE]->() RETURN count(e) AS n")[0]["n"],
+    )
+
+
+def property_count(driver: Any, database: str) -> int:
+    """Every property of every node and relationship, counted."""
+    return q(
+        driver,
+        database,
+        "CALL () { MATCH (n) RETURN sum(size(keys(n))) AS a } "
+        "CALL () { MATCH ()-[r]->() RETURN sum(size(keys(r))) AS b } RETURN coalesce(a, 0) + coalesce(b, 0) AS n",
+    )[0]["n"]
+
+
+def test_facts_are_written_as_fact_relationships_with_per_document_evidence(db) -> None:
+    driver, database = db
+    assert store.upsert_analyses(driver, database, fact_docs()) == {"added": 2, "unchanged": 0, "replaced": 0}
+    kg = kg_of(*fact_docs())
+    assert fact_counts(driver, database) == (3, 4)  # win (f1, f2), move to (f1), mark (f2)
+    (win,) = q(
+        driver, database, "MATCH (:Span {key: $s})-[f:FACT]->(:Span {key: $o}) RETURN properties(f) AS p", s=MC, o=NOBEL
+    )
+    edge = kg.g.edges[MC, NOBEL, "fact:win"]
+    assert win["p"] == {
+        "predicate": "win",
+        "fact_kind": "action",
+        "units": [U_NSUBJ, U_OBJ],
+        "count": 2,
+        "probability_max": 0.97 * 0.93,
+        "probability_mean": edge["probability_mean"],
+        "documents": ["f1", "f2"],
+    }
+    # The relation mark and the predicate mark between the same spans stay apart.
+    between = q(
+        driver,
+        database,
+        "MATCH (:Span {key: $s})-[r]->(:Span {key: $o}) RETURN type(r) AS t, coalesce(r.type, r.predicate) AS name "
+        "ORDER BY t, name",
+        s=MC,
+        o=PARIS_F,
+    )
+    assert [(r["t"], r["name"]) for r in between] == [
+        ("EVIDENCE", "mark"),
+        ("FACT", "mark"),
+        ("FACT", "move to"),
+        ("FACT_EVIDENCE", "mark"),
+        ("FACT_EVIDENCE", "move to"),
+        ("MARK", "mark"),
+    ]
+    (move,) = q(
+        driver,
+        database,
+        "MATCH ()-[e:FACT_EVIDENCE {predicate: 'move to'}]->() RETURN properties(e) AS p",
+    )
+    p = move["p"]
+    assert (p["doc_id"], p["count"], p["kinds"], p["sentences"]) == ("f1", 1, ["oblique"], [1])
+    assert p["arc_items"] == [0, 0, 0] and p["arc_relations"] == ["nsubj", "obl", "case"]
+    assert p["arc_heads"] == ["moved", "moved", "Paris"] and p["arc_dependents"] == ["Marie Curie", "Paris", "to"]
+    # The sentence cited only by the fact is stored.
+    assert q(driver, database, "MATCH (s:Sentence {doc_id: 'f1', index: 1}) RETURN s.text AS t") == [
+        {"t": "Marie Curie moved to Paris."}
+    ]
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+
+
+def test_a_fact_rerun_is_idempotent(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, fact_docs())
+    before = dump(driver, database)
+    sizes = (counts(driver, database), property_count(driver, database))
+    assert store.upsert_analyses(driver, database, fact_docs()) == {"added": 0, "unchanged": 2, "replaced": 0}
+    assert store.upsert_document(driver, database, fact_doc1()) == "unchanged"
+    assert (counts(driver, database), property_count(driver, database)) == sizes
+    assert dump(driver, database) == before
+
+
+def test_replacing_a_document_changes_and_removes_its_facts_exactly(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, fact_docs())
+    # f2 again, changed: a weaker win, and no mark at all.
+    changed = fact_doc2(0.25, "anew")
+    changed = replace(changed, facts=changed.facts[:1])
+    assert store.upsert_document(driver, database, changed) == "replaced"
+    assert fact_counts(driver, database) == (2, 3)
+    assert q(driver, database, "MATCH ()-[f:FACT {predicate: 'mark'}]->() RETURN f") == []
+    win = q(driver, database, "MATCH ()-[f:FACT {predicate: 'win'}]->() RETURN f.probability_mean AS m, f.count AS c")
+    kg = kg_of(*fact_docs(), changed)
+    assert win == [{"m": kg.g.edges[MC, NOBEL, "fact:win"]["probability_mean"], "c": 2}]
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+    # The database is the one a fresh ingest of the current documents gives (history aside).
+    replaced = dump(driver, database, element_ids=False, skip=HISTORY)
+    store.clear_database(driver, database)
+    store.upsert_analyses(driver, database, [fact_doc1(), changed])
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == replaced
+
+    # Deleting f1 removes its facts and recomputes the shared win from f2 alone.
+    assert store.delete_document(driver, database, "f1") is True
+    assert q(driver, database, "MATCH ()-[f:FACT]->() RETURN f.predicate AS p, f.documents AS d, f.units AS u") == [
+        {"p": "win", "d": ["f2"], "u": [U_NSUBJ_B]}
+    ]
+    kg.remove_document("f1")
+    assert_matches_kg(driver, database, kg)
+    assert store.delete_document(driver, database, "f2") is True
+    assert counts(driver, database) == (0, 0)
+
+
+def test_an_injection_looking_predicate_is_stored_verbatim(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1()])
+    evil = fact_doc2()
+    evil = replace(evil, facts=[replace(evil.facts[1], predicate=EVIL_PREDICATE), evil.facts[0]])
+    n0, r0 = counts(driver, database)
+    assert store.upsert_document(driver, database, evil) == "added"
+    rows = q(
+        driver,
+        database,
+        "MATCH (a:Span)-[f:FACT {predicate: $p}]->(b:Span) RETURN a.key AS a, b.key AS b",
+        p=EVIL_PREDICATE,
+    )
+    assert rows == [{"a": MC, "b": PARIS_F}]
+    # Exactly the document's own additions: Document, Sentence, 4 new spans (won, Nobel Prize, marking,
+    # Paris); 5 MENTIONED_IN, PART_OF, 2 EVIDENCE, 2 typed aggregates, 2 FACT, 2 FACT_EVIDENCE.
+    assert counts(driver, database) == (n0 + 6, r0 + 14)
+    kg = kg_of(doc1(), evil)
+    assert kg.g.has_edge(MC, PARIS_F, "fact:" + EVIL_PREDICATE)
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database))
+    assert store.delete_document(driver, database, evil.document.id)
+    assert counts(driver, database) == (n0, r0)
+
+
+def test_a_bad_fact_is_refused_before_anything_is_written(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1()])
+    before = dump(driver, database)
+    bad = fact_doc2()
+    bad = replace(bad, facts=[replace(bad.facts[0], probability=1.5)])
+    with pytest.raises(ValueError, match="outside"):
+        store.upsert_document(driver, database, bad)
+    results = store.upsert_batch(driver, database, [bad, fact_doc1()])
+    assert isinstance(results[0], ValueError) and results[1] == "added"
+    store.delete_document(driver, database, "f1")
+    assert dump(driver, database, element_ids=False, skip=HISTORY) == dump_without_history(before)
+
+
+def dump_without_history(snapshot: tuple) -> tuple:
+    """A ``dump`` snapshot as ``dump(element_ids=False, skip=HISTORY)`` would have taken it."""
+    nodes, rels = snapshot
+
+    def strip(props: tuple) -> tuple:
+        return tuple(p for p in props if p[0] not in HISTORY)
+
+    return (
+        tuple(sorted((ident, strip(props), "") for ident, props, _ in nodes)),
+        tuple(sorted((t, a, b, strip(props), "") for t, a, b, props, _ in rels)),
+    )
+
+
+def test_random_documents_with_facts_and_replacements_match_the_knowledge_graph(db) -> None:
+    driver, database = db
+    rng = random.Random(11)
+    vocab = ["Marie", "Pierre", "Paris", "radium", "study", "lab", "prize", "Nobel", "work", "metal"]
+    predicates = ["win", "be", "have", "move to", "mark", EVIL_PREDICATE]
+    kg = KnowledgeGraph(max_evidence=2)
+    for step in range(30):
+        analysis = _random_analysis(rng, f"doc{rng.randrange(6)}", vocab, ["L0H1k2", "nsubj", "obj"])
+        facts = []
+        for _ in range(rng.randint(0, 6)):
+            i = rng.randrange(len(analysis.spans))
+            same = [j for j, sp in enumerate(analysis.spans) if sp.sent_index == analysis.spans[i].sent_index]
+            j = rng.choice(same)
+            arcs = [
+                (
+                    rng.choice(["nsubj", "obj", "obl"]),
+                    rng.choice(["", U_NSUBJ, U_OBJ]),
+                    rng.choice([0.5, 1 / 3, 0.9]),
+                    i,
+                    j,
+                )
+            ]
+            facts.append(
+                (i, j, rng.choice(predicates), rng.choice(["action", "oblique", "copula", "possession"]), i, arcs)
+            )
+        analysis = with_facts(analysis, facts)
+        expected = kg.add_analysis(analysis)
+        assert store.upsert_document(driver, database, analysis, batch_size=rng.choice([1, 1000])) == expected
+        if step % 11 == 10 and kg.documents:
+            victim = sorted(kg.documents)[rng.randrange(len(kg.documents))]
+            kg.remove_document(victim)
+            assert store.delete_document(driver, database, victim)
+    assert kg.summary()["facts"] > 5
+    assert_matches_kg(driver, database, kg)
+    assert_same_kg(kg, store.read_graph(driver, database, max_evidence=2))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.graph.html import write_html
+from pipeline.graph.html import Layer, write_html
 from pipeline.graph.knowledge_graph import KnowledgeGraph
 
 __all__ = ["json_path_for", "write_outputs"]
@@ -24,11 +24,14 @@ def json_path_for(out: Path) -> Path:
     return out if out.suffix == ".json" else out.with_suffix(".json")
 
 
-def write_outputs(kg: KnowledgeGraph, out: Path | None, html: Path | None, title: str = "qkgraph") -> dict[str, str]:
+def write_outputs(
+    kg: KnowledgeGraph, out: Path | None, html: Path | None, title: str = "qkgraph", html_layer: Layer = "all"
+) -> dict[str, str]:
     """Write the graph files and return {"graphml"|"json"|"html": path} for what was written.
 
     ``out`` ending in ``.json`` writes only node-link JSON there; any other ``out`` writes GraphML
-    to it and node-link JSON to ``json_path_for(out)``. ``html`` writes the interactive view. Missing
+    to it and node-link JSON to ``json_path_for(out)``. ``html`` writes the interactive view, of the
+    edges of ``html_layer`` ("all", "relations" or "facts"; ``pipeline.graph.html.write_html``). Missing
     parent folders are created. Every file is replaced atomically.
     """
     written: dict[str, str] = {}
@@ -42,6 +45,6 @@ def write_outputs(kg: KnowledgeGraph, out: Path | None, html: Path | None, title
         written["json"] = str(json_path)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
-        write_html(kg, html, title=title)
+        write_html(kg, html, title=title, layer=html_layer)
         written["html"] = str(html)
     return written

@@ -16,6 +16,9 @@ What this module adds on top:
   relation caption = the relation's name: a typed relation's UD name (``nsubj``, ``obj``); for an
   untyped subspace its label without the evaluation's accuracy suffix, or the subspace id when
   unlabelled; width by score; the scores and the unit stay in the relation's properties;
+* fact edges (``subject -[predicate]-> object``) are drawn too, in their own colour
+  (``FACT_COLOUR``) and captioned with the predicate, width by probability; ``layer`` picks what is
+  drawn: "all" (relations and facts), "relations" or "facts" (the fact layer alone);
 * the layout selector is hidden: the alternative layouts run in SharedWorker scripts that
   neo4j-viz loads from separate files, which a standalone page does not have;
 * a small script that, once NVL has laid the graph out, copies what the renderer actually holds
@@ -33,7 +36,7 @@ import html
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
@@ -58,6 +61,11 @@ PALETTE: tuple[str, ...] = (
 )
 #: Span kinds with a colour of their own whatever the graph (not in PALETTE, so no other category shares it).
 KIND_COLOURS: dict[str, str] = {"pronoun": "#882255"}
+#: Colour of fact edges (relation edges keep the renderer's default grey).
+FACT_COLOUR = "#0072B2"
+#: What the view draws: relation and fact edges, relations only, or the fact layer alone.
+Layer = Literal["all", "relations", "facts"]
+LAYERS: tuple[str, ...] = ("all", "relations", "facts")
 #: Node radius range in pixels (scaled by sqrt of mentions, so area tracks mentions).
 RADIUS_MIN, RADIUS_MAX = 12.0, 40.0
 
@@ -117,25 +125,46 @@ def _category(data: dict[str, Any]) -> str:
     return kind or "unknown"
 
 
+def _is_fact(data: dict[str, Any]) -> bool:
+    return data.get("kind") == "fact"
+
+
+def _strength(data: dict[str, Any]) -> float:
+    """A relation's ``score_max`` or a fact's ``probability_max``."""
+    return float(data.get("probability_max" if _is_fact(data) else "score_max", 0.0))
+
+
+def _check_layer(layer: str) -> None:
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+
+
 def select_subgraph(
-    kg: KnowledgeGraph, max_nodes: int, max_edges: int, include_isolated: bool = False
+    kg: KnowledgeGraph, max_nodes: int, max_edges: int, include_isolated: bool = False, layer: Layer = "all"
 ) -> tuple[list[str], list[tuple[str, str, str]]]:
     """The nodes and edges to draw: top nodes by mentions + degree, top edges among them by score.
 
-    Nodes without any relation are left out unless ``include_isolated`` (or the graph has no edges
-    at all): a mention that relates to nothing is noise in a picture of relations.
-    Ties are broken by node key / (source, target, relation), so the selection is deterministic.
+    ``layer`` chooses the edges: "all", "relations" or "facts"; degrees count that layer's edges only.
+    Nodes without any edge of the layer are left out unless ``include_isolated`` (or the layer has no
+    edges at all): a mention that relates to nothing is noise in a picture of relations.
+    Ties are broken by node key / (source, target, key), so the selection is deterministic.
     """
+    _check_layer(layer)
     g = kg.g
-    pool = list(g.nodes) if include_isolated or g.number_of_edges() == 0 else [n for n in g.nodes if g.degree(n) > 0]
-    ranked = sorted(pool, key=lambda n: (-(int(g.nodes[n].get("mentions", 0)) + g.degree(n)), n))
+    layer_edges = [
+        (u, v, k, data)
+        for u, v, k, data in g.edges(keys=True, data=True)
+        if layer == "all" or (layer == "facts") == _is_fact(data)
+    ]
+    degree: dict[str, int] = {}
+    for u, v, _, _ in layer_edges:
+        degree[u] = degree.get(u, 0) + 1
+        degree[v] = degree.get(v, 0) + 1
+    pool = list(g.nodes) if include_isolated or not layer_edges else [n for n in g.nodes if degree.get(n, 0) > 0]
+    ranked = sorted(pool, key=lambda n: (-(int(g.nodes[n].get("mentions", 0)) + degree.get(n, 0)), n))
     nodes = sorted(ranked[: max(max_nodes, 0)])
     keep = set(nodes)
-    candidates = [
-        (-float(data.get("score_max", 0.0)), u, v, k)
-        for u, v, k, data in g.edges(keys=True, data=True)
-        if u in keep and v in keep
-    ]
+    candidates = [(-_strength(data), u, v, k) for u, v, k, data in layer_edges if u in keep and v in keep]
     candidates.sort()
     edges = sorted((u, v, k) for _, u, v, k in candidates[: max(max_edges, 0)])
     return nodes, edges
@@ -148,15 +177,20 @@ def write_html(
     title: str = "qkgraph",
     max_edges: int = 2000,
     include_isolated: bool = False,
+    layer: Layer = "all",
 ) -> Path:
     """Write a standalone interactive HTML view of ``kg`` to ``path`` (atomically) and return the path.
 
-    Draws at most ``max_nodes`` nodes (highest mentions + degree) and ``max_edges`` relations
-    among them (highest ``score_max``). The file works offline (everything is inlined).
+    Draws at most ``max_nodes`` nodes (highest mentions + degree) and ``max_edges`` edges among them
+    (highest ``score_max`` / ``probability_max``) of the ``layer``: "all" (relations and facts),
+    "relations" or "facts". The file works offline (everything is inlined).
+
+    Raises:
+        ValueError: an unknown ``layer``.
     """
     path = Path(path)
     g = kg.g
-    node_ids, edge_ids = select_subgraph(kg, max_nodes, max_edges, include_isolated)
+    node_ids, edge_ids = select_subgraph(kg, max_nodes, max_edges, include_isolated, layer)
 
     # Colours: most common categories get the first palette entries; deterministic by name on ties.
     counts: dict[str, int] = {}
@@ -203,6 +237,9 @@ def write_html(
     viz_rels = []
     for i, (u, v, k) in enumerate(edge_ids):
         data = g.edges[u, v, k]
+        if _is_fact(data):
+            viz_rels.append(_fact_relationship(f"r{i}", u, v, data))
+            continue
         score = float(data.get("score_max", 0.0))
         viz_rels.append(
             Relationship.model_validate(
@@ -236,8 +273,42 @@ def write_html(
         on_dangling="error",
         max_allowed_nodes=max(len(viz_nodes), 1),
     ).data
-    page = _postprocess(page, title, len(viz_nodes), g.number_of_nodes(), len(viz_rels), g.number_of_edges())
+    shown_facts = sum(1 for u, v, k in edge_ids if _is_fact(g.edges[u, v, k]))
+    all_facts = sum(1 for _, _, data in g.edges(data=True) if _is_fact(data))
+    page = _postprocess(
+        page,
+        title,
+        len(viz_nodes),
+        g.number_of_nodes(),
+        (len(viz_rels) - shown_facts, g.number_of_edges() - all_facts),
+        (shown_facts, all_facts),
+    )
     return atomic_write_text(path, page)
+
+
+def _fact_relationship(rel_id: str, subject: str, obj: str, data: dict[str, Any]) -> Relationship:
+    """A fact edge as drawn: captioned with its predicate, in FACT_COLOUR, width by probability."""
+    probability = float(data.get("probability_max", 0.0))
+    return Relationship.model_validate(
+        {
+            "id": rel_id,
+            "source": subject,
+            "target": obj,
+            "caption": str(data.get("predicate", "")),
+            "color": FACT_COLOUR,
+            "width": round(1.0 + 4.0 * min(max(probability, 0.0), 1.0), 3),
+            "properties": {
+                "kind": "fact",
+                "predicate": str(data.get("predicate", "")),
+                "fact_kind": str(data.get("fact_kind", "")),
+                "units": ", ".join(str(u) for u in data.get("units", [])),
+                "probability_max": probability,
+                "probability_mean": float(data.get("probability_mean", 0.0)),
+                "count": int(data.get("count", 0)),
+                "documents": len(data.get("documents", [])),
+            },
+        }
+    )
 
 
 _ACCURACY_SUFFIX_RE = re.compile(r"\s*\(\d*\.?\d+\)$")
@@ -254,8 +325,13 @@ def relation_caption(label: str, relation: str) -> str:
     return name or relation
 
 
-def _postprocess(page: str, title: str, shown_nodes: int, all_nodes: int, shown_rels: int, all_rels: int) -> str:
-    """Fixed container id, our title, a footer saying what is shown, and the render probe."""
+def _postprocess(
+    page: str, title: str, shown_nodes: int, all_nodes: int, relations: tuple[int, int], facts: tuple[int, int]
+) -> str:
+    """Fixed container id, our title, a footer saying what is shown, and the render probe.
+
+    ``relations`` and ``facts``: (shown, in the graph); facts are mentioned only when the graph has some.
+    """
     match = _CONTAINER_ID_RE.search(page)
     if match:
         page = page.replace(match.group(1), _FIXED_CONTAINER_ID)
@@ -265,7 +341,9 @@ def _postprocess(page: str, title: str, shown_nodes: int, all_nodes: int, shown_
         "z-index:10;font:12px system-ui,sans-serif;color:#444;background:rgba(255,255,255,.8);"
         'padding:2px 6px;border-radius:4px">'
         f"{html.escape(title)}: {shown_nodes} of {all_nodes} nodes, "
-        f"{shown_rels} of {all_rels} relations shown"
+        f"{relations[0]} of {relations[1]} relations"
+        + (f", {facts[0]} of {facts[1]} facts" if facts[1] else "")
+        + " shown"
         "</div>\n"
         '<pre id="qkgraph-rendered" hidden></pre>\n'
     )

@@ -1,4 +1,4 @@
-"""The knowledge graph: span nodes, the relations between them, and where each came from.
+"""The knowledge graph: span nodes, the relations and facts between them, and where each came from.
 
 Design
 ------
@@ -11,10 +11,17 @@ triple arrives (another sentence, another document) its statistics (count, mean,
 aggregate on that edge instead of adding a duplicate edge, and ``g.edges(keys=True)`` yields the
 typed triples directly.
 
+Facts (``pipeline.types.SpanFact``: ``subject -[predicate]-> object``, composed from typed arcs) are
+a second, distinct kind of edge between the same span nodes: ``(subject key, object key,
+key="fact:" + predicate)``. The prefix keeps the two kinds apart whatever the predicate (a predicate
+"mark" or "case" never meets the relation ``mark``), and every edge says which kind it is in its
+``kind`` attribute ("relation" or "fact"). There is exactly one fact edge per (subject, predicate,
+object); its statistics aggregate like a relation edge's.
+
 Provenance and re-ingestion
 ---------------------------
-Every ingested document's contribution (mentions per node, deduplicated evidence per edge, the
-evidence sentences; ``pipeline.graph.provenance.DocumentContribution``) is kept, and
+Every ingested document's contribution (mentions per node, deduplicated evidence per edge and per
+fact, the evidence sentences; ``pipeline.graph.provenance.DocumentContribution``) is kept, and
 ``provenance()`` / ``from_provenance()`` hand them out and take them back (the Neo4j store uses
 them). Node and edge attributes are aggregates of those contributions, computed only with exact,
 order-independent operations (integer counts, an exact integer score sum, max, a totally ordered
@@ -41,8 +48,15 @@ Implemented once, in ``pipeline.graph.provenance``, and shared with the Neo4j st
   ``score_max`` use all evidence; ``unit`` is the unit of the best item of all.
 * Edge ``label``: the relation's human label if ``relation_labels`` has one, else the relation name
   for a typed relation, else "".
+* Facts: self-loops (subject key == object key) are dropped; within one document the same (subject
+  key, object key, predicate, sentence index) keeps only its most probable occurrence (ties: document
+  id, subject then object offsets, sentence, predicate offsets, kind, arcs: a total order). A fact
+  edge's ``evidence`` keeps the ``max_evidence`` best items; ``count``, ``probability_mean`` (exact
+  sum / count) and ``probability_max`` use all evidence; ``fact_kind`` is the most frequent kind over
+  all evidence (ties: action, oblique, copula, possession); ``units`` are the distinct units of the
+  best item's arcs. Removal and replacement recompute facts exactly like relation edges.
 
-Exports are canonical (nodes sorted by key, edges by (source, target, relation), JSON with sorted
+Exports are canonical (nodes sorted by key, edges by (source, target, key), JSON with sorted
 keys), so the same contributions always give byte-identical files, and atomic (a temporary file
 beside the target, fsynced, then renamed over it). See docs/graph-schema.md for
 every attribute.
@@ -67,12 +81,16 @@ from pipeline.graph.provenance import (
     EdgeAggregate,
     EdgeId,
     Evidence,
+    FactAggregate,
+    FactEvidence,
+    FactId,
     NodeAggregate,
     Provenance,
     canonical_json,
     contribution_from_analysis,
     decode_attribute,
     encode_attribute,
+    fact_key,
     is_typed_relation,
     relation_label,
 )
@@ -91,11 +109,12 @@ class ProvenanceUnavailableError(QkgraphError):
 
 
 class KnowledgeGraph:
-    """A MultiDiGraph of span nodes and typed relation edges, with per-document provenance.
+    """A MultiDiGraph of span nodes, relation edges and fact edges, with per-document provenance.
 
     Attributes:
-        g: the graph. Node id = ``Span.key``; edge = (source key, target key, key=relation: a UD
-            name for typed relations, a subspace id for untyped ones).
+        g: the graph. Node id = ``Span.key``; relation edge = (source key, target key, key=relation:
+            a UD name for typed relations, a subspace id for untyped ones; ``kind="relation"``);
+            fact edge = (subject key, object key, key="fact:" + predicate; ``kind="fact"``).
             Graph attributes: ``documents`` {doc id: content hash}, ``relation_labels``
             {relation: label}, ``settings`` (extractor settings of the last ingest),
             ``max_evidence``.
@@ -111,6 +130,7 @@ class KnowledgeGraph:
         self._documents: dict[str, str] = {}
         self._nodes: dict[str, NodeAggregate] = {}
         self._edges: dict[EdgeId, EdgeAggregate] = {}
+        self._facts: dict[FactId, FactAggregate] = {}
         self._next_seq = 0
         # False once loaded from an export that carries no contributions: documents then cannot
         # be replaced or removed exactly, and we refuse rather than guess.
@@ -183,7 +203,8 @@ class KnowledgeGraph:
         merged = {**self.g.graph["relation_labels"], **labels}
         self.g.graph["relation_labels"] = dict(sorted(merged.items()))
         for _, _, key, data in self.g.edges(keys=True, data=True):
-            data["label"] = relation_label(key, merged)
+            if data.get("kind") != "fact":
+                data["label"] = relation_label(key, merged)
 
     # ── aggregation ──────────────────────────────────────────────────────────────────────────────
 
@@ -202,6 +223,9 @@ class KnowledgeGraph:
         for edge_id, evidence in contribution.edges.items():
             self._edges.setdefault(edge_id, EdgeAggregate()).add(doc_id, evidence, self.max_evidence)
             self._write_edge(edge_id)
+        for fact_id, fact_evidence in contribution.facts.items():
+            self._facts.setdefault(fact_id, FactAggregate()).add(doc_id, fact_evidence, self.max_evidence)
+            self._write_fact(fact_id)
 
     def _remove(self, doc_id: str) -> None:
         """Drop a document's contribution and recompute every node and edge it touched."""
@@ -222,6 +246,18 @@ class KnowledgeGraph:
                 rebuilt.add(other.document, other.edges[edge_id], self.max_evidence)
             self._edges[edge_id] = rebuilt
             self._write_edge(edge_id)
+        for fact_id in contribution.facts:
+            agg_f = self._facts[fact_id]
+            agg_f.documents.discard(doc_id)
+            if not agg_f.documents:
+                del self._facts[fact_id]
+                self.g.remove_edge(fact_id[0], fact_id[1], key=fact_key(fact_id[2]))
+                continue
+            rebuilt_f = FactAggregate()
+            for other in self._supporting(agg_f.documents):
+                rebuilt_f.add(other.document, other.facts[fact_id], self.max_evidence)
+            self._facts[fact_id] = rebuilt_f
+            self._write_fact(fact_id)
         for key in contribution.nodes:
             agg = self._nodes[key]
             agg.documents.discard(doc_id)
@@ -251,6 +287,7 @@ class KnowledgeGraph:
         source, target, relation = edge_id
         agg = self._edges[edge_id]
         attrs = {
+            "kind": "relation",
             "relation": relation,
             "label": relation_label(relation, self.g.graph["relation_labels"]),
             "unit": agg.unit,
@@ -267,6 +304,44 @@ class KnowledgeGraph:
             data.update(attrs)
         else:
             self.g.add_edge(source, target, key=relation, **attrs)
+
+    def _write_fact(self, fact_id: FactId) -> None:
+        subject, obj, predicate = fact_id
+        agg = self._facts[fact_id]
+        key = fact_key(predicate)
+        attrs = {
+            "kind": "fact",
+            "predicate": predicate,
+            "fact_kind": agg.fact_kind,
+            "units": agg.units,
+            "probability_max": agg.probability_max,
+            "probability_mean": agg.probability_mean,
+            "count": agg.count,
+            "documents": sorted(agg.documents),
+            "evidence": [self._fact_evidence_dict(ev) for ev in agg.top],
+        }
+        if self.g.has_edge(subject, obj, key=key):
+            data = self.g.edges[subject, obj, key]
+            data.clear()
+            data.update(attrs)
+        else:
+            self.g.add_edge(subject, obj, key=key, **attrs)
+
+    def _fact_evidence_dict(self, ev: FactEvidence) -> dict[str, Any]:
+        return {
+            "document": ev.document,
+            "sentence_index": ev.sentence_index,
+            "subject_start": ev.subject_start,
+            "subject_end": ev.subject_end,
+            "object_start": ev.object_start,
+            "object_end": ev.object_end,
+            "predicate_start": ev.predicate_start,
+            "predicate_end": ev.predicate_end,
+            "probability": ev.probability,
+            "kind": ev.kind,
+            "arcs": [arc.to_json() for arc in ev.arcs],
+            "sentence": self._contrib[ev.document].sentences[ev.sentence_index],
+        }
 
     def _evidence_dict(self, ev: Evidence) -> dict[str, Any]:
         return {
@@ -287,24 +362,44 @@ class KnowledgeGraph:
     # ── queries ──────────────────────────────────────────────────────────────────────────────────
 
     def summary(self) -> dict[str, int]:
-        """Counts: documents, nodes, edges, relation types, mentions and evidence items."""
+        """Counts: documents, nodes, relation edges, relation types, mentions, relation evidence items,
+        and apart from those fact edges, distinct predicates and fact evidence items."""
+        relations = [(k, d) for _, _, k, d in self.g.edges(keys=True, data=True) if not _is_fact(d)]
+        facts = [d for _, _, d in self.g.edges(data=True) if _is_fact(d)]
         return {
             "documents": len(self._documents),
             "nodes": self.g.number_of_nodes(),
-            "edges": self.g.number_of_edges(),
-            "relation_types": len({key for _, _, key in self.g.edges(keys=True)}),
+            "edges": len(relations),
+            "relation_types": len({key for key, _ in relations}),
             "mentions": sum(int(m) for _, m in self.g.nodes(data="mentions", default=0)),
-            "evidence": sum(int(c) for _, _, c in self.g.edges(data="count", default=0)),
+            "evidence": sum(int(d.get("count", 0)) for _, d in relations),
+            "facts": len(facts),
+            "predicates": len({str(d["predicate"]) for d in facts}),
+            "fact_evidence": sum(int(d.get("count", 0)) for d in facts),
         }
+
+    def facts(self) -> Iterator[tuple[str, str, str, float]]:
+        """(subject key, predicate, object key, probability_max) of every fact edge, most probable first
+        (ties by subject, object, predicate, so the order is deterministic)."""
+        rows = [
+            (-float(data["probability_max"]), subject, obj, str(data["predicate"]))
+            for subject, obj, data in self.g.edges(data=True)
+            if _is_fact(data)
+        ]
+        rows.sort()
+        return iter([(subject, predicate, obj, -negated) for negated, subject, obj, predicate in rows])
 
     def triples(self) -> Iterator[tuple[str, str, str, float]]:
         """(source text, relation, target text, score_max), strongest first.
 
         The relation is a typed relation's name (``nsubj``), an untyped one's label, or its subspace id
         when unlabelled. Ties are broken by the node keys and relation, so the order is deterministic.
+        Relation edges only (``facts()`` lists the fact edges).
         """
         rows = []
         for source, target, key, data in self.g.edges(keys=True, data=True):
+            if _is_fact(data):
+                continue
             rows.append(
                 (
                     -float(data["score_max"]),
@@ -325,7 +420,7 @@ class KnowledgeGraph:
     # ── export / import ──────────────────────────────────────────────────────────────────────────
 
     def canonical(self) -> nx.MultiDiGraph:
-        """A copy with nodes sorted by key and edges by (source, target, relation)."""
+        """A copy with nodes sorted by key and edges by (source, target, key): relations and facts."""
         canon = nx.MultiDiGraph()
         canon.graph.update(
             {
@@ -371,7 +466,7 @@ class KnowledgeGraph:
         (``documents``, ``evidence``, and the graph's ``documents``, ``relation_labels``,
         ``settings``) are written as JSON strings; ``from_graphml`` decodes them. Edge ids in the
         file are ``e0, e1, ...`` (unique, as tools expect; the relation type is the ``relation``
-        attribute). With ``include_provenance`` the per-document contributions are stored as one
+        attribute of a relation edge, the ``predicate`` that of a fact edge, ``kind`` tells them apart). With ``include_provenance`` the per-document contributions are stored as one
         JSON string in the graph attribute ``qkgraph_provenance`` (lossless, but large); without
         it a graph read back cannot replace or remove documents.
         """
@@ -422,7 +517,8 @@ class KnowledgeGraph:
             graph.add_node(key, **{k: decode_attribute(k, v) for k, v in attrs.items()})
         for source, target, attrs in raw.edges(data=True):
             decoded = {k: decode_attribute(k, v) for k, v in attrs.items()}
-            graph.add_edge(source, target, key=decoded["relation"], **decoded)
+            key = fact_key(decoded["predicate"]) if _is_fact(decoded) else decoded["relation"]
+            graph.add_edge(source, target, key=key, **decoded)
         return cls.from_networkx(graph, None if provenance is None else Provenance.from_json(provenance))
 
     @classmethod
@@ -465,3 +561,9 @@ class KnowledgeGraph:
         kg._sync_documents()
         graph.graph.setdefault("settings", {})
         return kg
+
+
+def _is_fact(data: dict[str, Any]) -> bool:
+    """True for a fact edge's attributes (``kind == "fact"``); relation edges of exports written
+    before facts have no ``kind`` at all."""
+    return data.get("kind") == "fact"

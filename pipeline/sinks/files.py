@@ -18,6 +18,7 @@ from typing import IO
 from pipeline.errors import QkgraphError
 from pipeline.graph import KnowledgeGraph
 from pipeline.graph.export import json_path_for, write_outputs
+from pipeline.graph.html import Layer
 from pipeline.types import Document, DocumentAnalysis, FailedDocument, WriteResult
 
 log = logging.getLogger("qkgraph.sinks.files")
@@ -33,14 +34,23 @@ class FileSink:
     Args:
         out: GraphML path (node-link JSON beside it) or a ``.json`` path (JSON only); None: no graph files.
         html: also write the interactive HTML view here.
+        html_layer: the edges the HTML view draws: "all" (relations and facts), "relations" or "facts".
         fresh: start an empty graph instead of updating the one at ``out``.
     """
 
     name = "files"
 
-    def __init__(self, out: Path | None, html: Path | None = None, fresh: bool = False, title: str = "qkgraph") -> None:
+    def __init__(
+        self,
+        out: Path | None,
+        html: Path | None = None,
+        fresh: bool = False,
+        title: str = "qkgraph",
+        html_layer: Layer = "all",
+    ) -> None:
         self.out = out
         self.html = html
+        self.html_layer: Layer = html_layer
         self.fresh = fresh
         self.title = title
         self.graph = KnowledgeGraph()
@@ -103,7 +113,7 @@ class FileSink:
 
     def close(self) -> dict[str, str]:
         try:
-            return write_outputs(self.graph, self.out, self.html, title=self.title)
+            return write_outputs(self.graph, self.out, self.html, title=self.title, html_layer=self.html_layer)
         finally:
             self._release()
 

@@ -12,6 +12,10 @@ these edges take the type per row (``[r:$(row.rt)]``). Neo4j 5.26 plans a dynami
 between two bound nodes that is an ``Expand(Into)`` over the relationships between them plus a type
 filter (still the cost of their degree), elsewhere a scan of all relationships, so every such
 statement binds both endpoints first, or is a rare one-pass statement (``RELABEL_TYPED``).
+
+Facts have the fixed relationship types ``FACT`` (the aggregate of a (subject, object, predicate)
+fact, ``predicate`` a property) and ``FACT_EVIDENCE`` (one per document and fact, the source of
+truth). A predicate is document text, so it only ever travels as a parameter value, never as a type.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
     "CREATE CONSTRAINT qkgraph_sentence_id IF NOT EXISTS FOR (s:Sentence) REQUIRE (s.doc_id, s.index) IS UNIQUE",
     "CREATE CONSTRAINT qkgraph_relation_type_id IF NOT EXISTS FOR (t:RelationType) REQUIRE t.id IS UNIQUE",
     "CREATE INDEX qkgraph_evidence_doc IF NOT EXISTS FOR ()-[e:EVIDENCE]-() ON (e.doc_id)",
+    # Likewise deliberately NO index on FACT.predicate (MERGE of a FACT between two bound spans must
+    # expand between them, not scan every fact with a common predicate such as "be").
+    "CREATE INDEX qkgraph_fact_evidence_doc IF NOT EXISTS FOR ()-[e:FACT_EVIDENCE]-() ON (e.doc_id)",
     "CREATE INDEX qkgraph_document_seq IF NOT EXISTS FOR (d:Document) ON (d.seq)",
     "CREATE INDEX qkgraph_span_text IF NOT EXISTS FOR (s:Span) ON (s.text)",
 )
@@ -66,7 +73,10 @@ SET t.label = row.label
 RELABEL = "MATCH ()-[r:RELATES]->() WHERE r.type IN $ids SET r.label = $labels[r.type]"
 # The same for typed relations (UD names in $ids): one pass over all relationships, since a dynamic
 # type would be a scan per row (relabelling is rare: only when stored labels change).
-RELABEL_TYPED = "MATCH ()-[r]->() WHERE r.type IN $ids AND NOT r:EVIDENCE SET r.label = $labels[r.type]"
+RELABEL_TYPED = (
+    "MATCH ()-[r]->() WHERE r.type IN $ids AND NOT r:EVIDENCE AND NOT r:FACT AND NOT r:FACT_EVIDENCE "
+    "SET r.label = $labels[r.type]"
+)
 # The old contribution of the documents being replaced (or deleted), by document id.
 OLD_MENTIONS = """
 UNWIND $ids AS id
@@ -80,6 +90,13 @@ MATCH (a:Span)-[e:EVIDENCE {doc_id: id}]->(b:Span)
 WITH a.key AS s, b.key AS o, e.type AS t, e
 DELETE e
 RETURN DISTINCT s, o, t
+"""
+OLD_FACT_EVIDENCE = """
+UNWIND $ids AS id
+MATCH (a:Span)-[e:FACT_EVIDENCE {doc_id: id}]->(b:Span)
+WITH a.key AS s, b.key AS o, e.predicate AS p, e
+DELETE e
+RETURN DISTINCT s, o, p
 """
 OLD_SENTENCES = "UNWIND $ids AS id MATCH (s:Sentence {doc_id: id}) DETACH DELETE s"
 # row: {id, content_hash, source, settings, seq}
@@ -244,6 +261,87 @@ MATCH (s:Span {key: key})
 WHERE NOT EXISTS { (s)-[:MENTIONED_IN]->(:Document) }
 DETACH DELETE s
 """
+
+# ── facts ────────────────────────────────────────────────────────────────────────────────────────
+
+# One FACT_EVIDENCE per (document, subject, object, predicate), items best first; the items' arcs are
+# flattened into parallel lists, ``arc_items[i]`` naming the item arc i belongs to (properties cannot
+# nest lists). The batch's own fact evidence was deleted above (or never existed): CREATE is exact.
+# row: {doc, s, o, p, probability_mean (exact), probabilities, sentences, subject_starts, subject_ends,
+#       object_starts, object_ends, predicate_starts, predicate_ends, kinds, arc_items, arc_relations,
+#       arc_units, arc_probabilities, arc_head_starts, arc_head_ends, arc_dependent_starts,
+#       arc_dependent_ends, arc_heads, arc_dependents}
+FACT_EVIDENCE = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row.s})
+MATCH (b:Span {key: row.o})
+CREATE (a)-[e:FACT_EVIDENCE]->(b)
+SET e.predicate = row.p, e.doc_id = row.doc, e.count = size(row.probabilities),
+    e.probability_max = row.probabilities[0], e.probability_mean = row.probability_mean,
+    e.probabilities = row.probabilities, e.sentences = row.sentences,
+    e.subject_starts = row.subject_starts, e.subject_ends = row.subject_ends,
+    e.object_starts = row.object_starts, e.object_ends = row.object_ends,
+    e.predicate_starts = row.predicate_starts, e.predicate_ends = row.predicate_ends, e.kinds = row.kinds,
+    e.arc_items = row.arc_items, e.arc_relations = row.arc_relations, e.arc_units = row.arc_units,
+    e.arc_probabilities = row.arc_probabilities, e.arc_head_starts = row.arc_head_starts,
+    e.arc_head_ends = row.arc_head_ends, e.arc_dependent_starts = row.arc_dependent_starts,
+    e.arc_dependent_ends = row.arc_dependent_ends, e.arc_heads = row.arc_heads, e.arc_dependents = row.arc_dependents
+"""
+# The FACT of every fact the batch supports, aggregated over the batch in Python, as RELATES_CREATE /
+# RELATES_NEW do for relations: FACTS_CREATE for facts with an endpoint this transaction created (no
+# FACT can exist yet), FACTS_NEW for the rest, returning the facts that existed (to be recomputed).
+# row: {s, o, p, fact_kind, units, count, probability_max, probability_mean, documents}
+FACTS_CREATE = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row.s})
+MATCH (b:Span {key: row.o})
+CREATE (a)-[f:FACT {predicate: row.p}]->(b)
+SET f.fact_kind = row.fact_kind, f.units = row.units, f.count = row.count,
+    f.probability_max = row.probability_max, f.probability_mean = row.probability_mean, f.documents = row.documents
+"""
+FACTS_NEW = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row.s})
+MATCH (b:Span {key: row.o})
+MERGE (a)-[f:FACT {predicate: row.p}]->(b)
+ON CREATE SET f.count = -1
+WITH f, row, f.count = -1 AS created
+CALL (f, row, created) {
+  WITH f, row WHERE created
+  SET f.fact_kind = row.fact_kind, f.units = row.units, f.count = row.count,
+      f.probability_max = row.probability_max, f.probability_mean = row.probability_mean, f.documents = row.documents
+}
+WITH row, created WHERE NOT created
+RETURN row.s AS s, row.o AS o, row.p AS p
+"""
+# Every document's evidence for the facts: all probabilities and kinds, and the best item (items are
+# stored best first; its arcs are those with arc_items = 0) for the fact's best of all and its units.
+FACT_PAIRS_READ = """
+UNWIND $rows AS p
+MATCH (a:Span {key: p.s})-[e:FACT_EVIDENCE {predicate: p.p}]->(b:Span {key: p.o})
+RETURN p.s AS s, p.o AS o, p.p AS p, e.doc_id AS doc, e.probabilities AS probabilities, e.kinds AS kinds,
+       [e.sentences[0], e.subject_starts[0], e.subject_ends[0], e.object_starts[0], e.object_ends[0],
+        e.predicate_starts[0], e.predicate_ends[0]] AS first,
+       [i IN range(0, size(e.arc_items) - 1) WHERE e.arc_items[i] = 0 |
+        [e.arc_relations[i], e.arc_units[i], e.arc_probabilities[i], e.arc_head_starts[i], e.arc_head_ends[i],
+         e.arc_dependent_starts[i], e.arc_dependent_ends[i], e.arc_heads[i], e.arc_dependents[i]]] AS first_arcs
+"""
+# row: {s, o, p, fact_kind, units, count, probability_max, probability_mean, documents}
+FACTS_WRITE = """
+UNWIND $rows AS row
+MATCH (a:Span {key: row.s})
+MATCH (b:Span {key: row.o})
+MERGE (a)-[f:FACT {predicate: row.p}]->(b)
+SET f.fact_kind = row.fact_kind, f.units = row.units, f.count = row.count,
+    f.probability_max = row.probability_max, f.probability_mean = row.probability_mean, f.documents = row.documents
+"""
+# row: {s, o, p}
+FACTS_DELETE = """
+UNWIND $rows AS p
+MATCH (a:Span {key: p.s})-[f:FACT {predicate: p.p}]->(b:Span {key: p.o})
+DELETE f
+"""
+
 DOC_DELETE = "MATCH (d:Document {id: $id}) DETACH DELETE d"
 
 
@@ -262,6 +360,17 @@ MATCH (a:Span)-[e:EVIDENCE]->(b:Span)
 RETURN e.doc_id AS doc, a.key AS s, b.key AS o, e.type AS t, e.scores AS scores, e.sentences AS sentences,
        e.source_starts AS source_starts, e.source_ends AS source_ends,
        e.target_starts AS target_starts, e.target_ends AS target_ends, e.units AS units
+"""
+READ_FACT_EVIDENCE = """
+MATCH (a:Span)-[e:FACT_EVIDENCE]->(b:Span)
+RETURN e.doc_id AS doc, a.key AS s, b.key AS o, e.predicate AS p, e.probabilities AS probabilities,
+       e.sentences AS sentences, e.subject_starts AS subject_starts, e.subject_ends AS subject_ends,
+       e.object_starts AS object_starts, e.object_ends AS object_ends, e.predicate_starts AS predicate_starts,
+       e.predicate_ends AS predicate_ends, e.kinds AS kinds, e.arc_items AS arc_items,
+       e.arc_relations AS arc_relations, e.arc_units AS arc_units, e.arc_probabilities AS arc_probabilities,
+       e.arc_head_starts AS arc_head_starts, e.arc_head_ends AS arc_head_ends,
+       e.arc_dependent_starts AS arc_dependent_starts, e.arc_dependent_ends AS arc_dependent_ends,
+       e.arc_heads AS arc_heads, e.arc_dependents AS arc_dependents
 """
 READ_SENTENCES = "MATCH (s:Sentence) RETURN s.doc_id AS doc, s.index AS index, s.text AS text"
 READ_RELATION_TYPES = "MATCH (t:RelationType) RETURN t.id AS id, t.label AS label"

@@ -9,9 +9,18 @@ from typing import Any
 import neo4j
 
 from pipeline.graph import KnowledgeGraph
-from pipeline.graph.provenance import DocumentContribution, EdgeId, Evidence, NodeContribution, Provenance
+from pipeline.graph.provenance import (
+    DocumentContribution,
+    EdgeId,
+    Evidence,
+    FactEvidence,
+    FactId,
+    NodeContribution,
+    Provenance,
+)
 from pipeline.store import queries
 from pipeline.store.connection import read_rows
+from pipeline.store.rows import fact_evidence_from_record
 
 __all__ = ["load_provenance", "read_graph", "read_provenance", "read_relation_labels"]
 
@@ -46,6 +55,9 @@ def load_provenance(driver: neo4j.Driver, database: str) -> Provenance:
             for i, score in enumerate(e["scores"])
         ]
         items.sort(key=Evidence.sort_key)  # written best first already; the graph relies on it
+    facts: dict[str, dict[FactId, list[FactEvidence]]] = {}
+    for f in read_rows(driver, database, queries.READ_FACT_EVIDENCE):
+        facts.setdefault(f["doc"], {})[(f["s"], f["o"], f["p"])] = fact_evidence_from_record(f)
     sentences: dict[str, dict[int, str]] = {}
     for s in read_rows(driver, database, queries.READ_SENTENCES):
         sentences.setdefault(s["doc"], {})[int(s["index"])] = s["text"]
@@ -59,6 +71,7 @@ def load_provenance(driver: neo4j.Driver, database: str) -> Provenance:
                 edges=dict(sorted(edges.get(d["id"], {}).items())),
                 sentences=dict(sorted(sentences.get(d["id"], {}).items())),
                 seq=seq,
+                facts=dict(sorted(facts.get(d["id"], {}).items())),
             )
             for seq, d in enumerate(docs)
         ]

@@ -2,7 +2,7 @@
 
 The document's contribution is ``pipeline.graph.provenance``'s (same dedupe and self-loop rules
 as ``KnowledgeGraph``), and the aggregates written along with it use the same ``NodeAggregate`` /
-``EdgeAggregate`` rules, so the store and the in-memory graph agree bit for bit.
+``EdgeAggregate`` / ``FactAggregate`` rules, so the store and the in-memory graph agree bit for bit.
 """
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.graph.provenance import (
+    FACT_KINDS,
+    ArcEvidence,
     DocumentContribution,
     EdgeAggregate,
     EdgeId,
     Evidence,
+    FactAggregate,
+    FactEvidence,
+    FactId,
     NodeAggregate,
     canonical_json,
     contribution_from_analysis,
@@ -34,6 +39,11 @@ __all__ = [
     "DocumentRows",
     "MentionOffsets",
     "evidence_rows",
+    "fact_evidence_from_record",
+    "fact_evidence_rows",
+    "fact_pair_rows",
+    "facts_new_rows",
+    "facts_rows",
     "mention_rows",
     "pair_rows",
     "relates_new_rows",
@@ -109,7 +119,24 @@ def rows_from_contribution(contribution: DocumentContribution) -> DocumentRows:
         check_relation_type(relation)
         for ev in items:
             _check_unit(contribution.document, i, ev.unit)
+    for i, ((_, _, predicate), fact_items) in enumerate(contribution.facts.items()):
+        _check_fact(contribution.document, i, predicate, fact_items)
     return DocumentRows(contribution)
+
+
+def _check_fact(doc_id: str, index: int, predicate: Any, items: Sequence[FactEvidence]) -> None:
+    """ValueError unless the predicate is a non-empty string and every item's kind and units are valid.
+
+    The predicate is free document text: it is only ever a parameter value, so nothing else is asked of it.
+    """
+    if not isinstance(predicate, str) or not predicate.strip():
+        raise ValueError(f"document {doc_id!r}: fact {index} has predicate {predicate!r} (expected non-empty text)")
+    for ev in items:
+        if ev.kind not in FACT_KINDS:
+            raise ValueError(f"document {doc_id!r}: fact {index} has kind {ev.kind!r} (expected one of {FACT_KINDS})")
+        for arc in ev.arcs:
+            if not isinstance(arc.relation, str) or not isinstance(arc.unit, str):
+                raise ValueError(f"document {doc_id!r}: fact {index} has an arc whose relation or unit is not a string")
 
 
 def settings_json(rows: DocumentRows) -> str:
@@ -268,3 +295,155 @@ def relates_rows(evidence: Iterable[dict[str, Any]]) -> dict[EdgeId, dict[str, A
         }
         for (s, o, t), agg in sorted(aggs.items())
     }
+
+
+# ── facts ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def _fact_row(s: str, o: str, p: str, agg: FactAggregate) -> dict[str, Any]:
+    return {
+        "s": s,
+        "o": o,
+        "p": p,
+        "fact_kind": agg.fact_kind,
+        "units": agg.units,
+        "count": agg.count,
+        "probability_max": agg.probability_max,
+        "probability_mean": agg.probability_mean,
+        "documents": sorted(agg.documents),
+    }
+
+
+def fact_evidence_rows(rows: DocumentRows) -> list[dict[str, Any]]:
+    """FACT_EVIDENCE rows, one per (subject, object, predicate) fact of the document, items best first,
+    with the exact mean and the items' arcs flattened (``arc_items``: the item each arc belongs to)."""
+    out = []
+    c = rows.contribution
+    for (s, o, p), items in c.facts.items():
+        agg = FactAggregate()
+        agg.add_stats(c.document, (ev.probability for ev in items), ())
+        arcs = [(i, arc) for i, ev in enumerate(items) for arc in ev.arcs]
+        out.append(
+            {
+                "doc": c.document,
+                "s": s,
+                "o": o,
+                "p": p,
+                "probability_mean": agg.probability_mean,
+                "probabilities": [ev.probability for ev in items],
+                "sentences": [ev.sentence_index for ev in items],
+                "subject_starts": [ev.subject_start for ev in items],
+                "subject_ends": [ev.subject_end for ev in items],
+                "object_starts": [ev.object_start for ev in items],
+                "object_ends": [ev.object_end for ev in items],
+                "predicate_starts": [ev.predicate_start for ev in items],
+                "predicate_ends": [ev.predicate_end for ev in items],
+                "kinds": [ev.kind for ev in items],
+                "arc_items": [i for i, _ in arcs],
+                "arc_relations": [arc.relation for _, arc in arcs],
+                "arc_units": [arc.unit for _, arc in arcs],
+                "arc_probabilities": [arc.probability for _, arc in arcs],
+                "arc_head_starts": [arc.head_start for _, arc in arcs],
+                "arc_head_ends": [arc.head_end for _, arc in arcs],
+                "arc_dependent_starts": [arc.dependent_start for _, arc in arcs],
+                "arc_dependent_ends": [arc.dependent_end for _, arc in arcs],
+                "arc_heads": [arc.head for _, arc in arcs],
+                "arc_dependents": [arc.dependent for _, arc in arcs],
+            }
+        )
+    return out
+
+
+def facts_new_rows(batch: Sequence[DocumentRows]) -> list[dict[str, Any]]:
+    """FACTS_CREATE / FACTS_NEW rows: each fact's aggregate over the batch's documents, sorted by fact id."""
+    aggs: dict[FactId, FactAggregate] = {}
+    for rows in batch:
+        c = rows.contribution
+        for fact, items in c.facts.items():
+            aggs.setdefault(fact, FactAggregate()).add(c.document, items, 0)  # statistics and the best item
+    return [_fact_row(s, o, p, agg) for (s, o, p), agg in sorted(aggs.items())]
+
+
+def fact_pair_rows(facts: Iterable[FactId]) -> list[dict[str, Any]]:
+    """FACT_PAIRS_READ / FACTS_DELETE rows ``{s, o, p}`` of these facts, sorted."""
+    return [{"s": s, "o": o, "p": p} for s, o, p in sorted(facts)]
+
+
+def _arc(values: Sequence[Any]) -> ArcEvidence:
+    relation, unit, probability, head_start, head_end, dependent_start, dependent_end, head, dependent = values
+    return ArcEvidence(
+        relation=str(relation),
+        unit=str(unit),
+        probability=float(probability),
+        head_start=int(head_start),
+        head_end=int(head_end),
+        dependent_start=int(dependent_start),
+        dependent_end=int(dependent_end),
+        head=str(head),
+        dependent=str(dependent),
+    )
+
+
+def facts_rows(evidence: Iterable[dict[str, Any]]) -> dict[FactId, dict[str, Any]]:
+    """FACTS_WRITE rows from FACT_PAIRS_READ records ({s, o, p, doc, probabilities, kinds, first,
+    first_arcs}), keyed by fact."""
+    aggs: dict[FactId, FactAggregate] = {}
+    for r in evidence:
+        agg = aggs.setdefault((r["s"], r["o"], r["p"]), FactAggregate())
+        agg.add_stats(r["doc"], r["probabilities"], r["kinds"])
+        sentence, subject_start, subject_end, object_start, object_end, predicate_start, predicate_end = r["first"]
+        agg.add_best(
+            FactEvidence(
+                document=r["doc"],
+                sentence_index=int(sentence),
+                subject_start=int(subject_start),
+                subject_end=int(subject_end),
+                object_start=int(object_start),
+                object_end=int(object_end),
+                predicate_start=int(predicate_start),
+                predicate_end=int(predicate_end),
+                probability=float(r["probabilities"][0]),
+                kind=str(r["kinds"][0]),
+                arcs=tuple(_arc(a) for a in r["first_arcs"]),
+            )
+        )
+    return {(s, o, p): _fact_row(s, o, p, agg) for (s, o, p), agg in sorted(aggs.items())}
+
+
+def fact_evidence_from_record(record: dict[str, Any]) -> list[FactEvidence]:
+    """The evidence items of one READ_FACT_EVIDENCE record (one document's evidence for one fact), best first."""
+    arcs: list[list[ArcEvidence]] = [[] for _ in record["probabilities"]]
+    for i, item in enumerate(record["arc_items"]):
+        arcs[int(item)].append(
+            _arc(
+                [
+                    record["arc_relations"][i],
+                    record["arc_units"][i],
+                    record["arc_probabilities"][i],
+                    record["arc_head_starts"][i],
+                    record["arc_head_ends"][i],
+                    record["arc_dependent_starts"][i],
+                    record["arc_dependent_ends"][i],
+                    record["arc_heads"][i],
+                    record["arc_dependents"][i],
+                ]
+            )
+        )
+    items = [
+        FactEvidence(
+            document=record["doc"],
+            sentence_index=int(record["sentences"][i]),
+            subject_start=int(record["subject_starts"][i]),
+            subject_end=int(record["subject_ends"][i]),
+            object_start=int(record["object_starts"][i]),
+            object_end=int(record["object_ends"][i]),
+            predicate_start=int(record["predicate_starts"][i]),
+            predicate_end=int(record["predicate_ends"][i]),
+            probability=float(probability),
+            kind=str(record["kinds"][i]),
+            arcs=tuple(arcs[i]),
+        )
+        for i, probability in enumerate(record["probabilities"])
+    ]
+    items.sort(key=FactEvidence.sort_key)  # written best first already; the graph relies on it
+    return items

@@ -74,7 +74,8 @@ SPAN_KINDS = frozenset({"entity", "noun_chunk", "word", "pronoun"})
 RELATES = "RELATES"
 #: Typed relation (a UD name from DEPENDENCY_RELATIONS) -> its Neo4j relationship type: upper case,
 #: ':' -> '_' (``nsubj`` -> ``NSUBJ``, ``nmod:poss`` -> ``NMOD_POSS``). With RELATES, the only
-#: relationship types besides the fixed MENTIONED_IN/EVIDENCE/PART_OF that ever reach the database.
+#: relationship types besides the fixed MENTIONED_IN/EVIDENCE/PART_OF/FACT/FACT_EVIDENCE that ever reach
+#: the database (no UD name upper-cases to FACT or FACT_EVIDENCE).
 RELATIONSHIP_TYPES: dict[str, str] = {r: r.upper().replace(":", "_") for r in DEPENDENCY_RELATIONS}
 
 

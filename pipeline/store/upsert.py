@@ -14,10 +14,19 @@ Model (see docs/neo4j.md for the reasons)::
                                                                          aggregate of a typed relation
     (:Span)-[:RELATES {type, label, unit, count, score_max, score_mean, documents}]->(:Span)
                                                                          aggregate of a subspace id
+    (:Span)-[:FACT_EVIDENCE {predicate, doc_id, count, probability_max, probability_mean, probabilities,
+                             sentences, subject_starts, subject_ends, object_starts, object_ends,
+                             predicate_starts, predicate_ends, kinds, arc_items, arc_relations,
+                             arc_units, arc_probabilities, arc_head_starts, arc_head_ends,
+                             arc_dependent_starts, arc_dependent_ends, arc_heads,
+                             arc_dependents}]->(:Span)                  per document
+    (:Span)-[:FACT {predicate, fact_kind, units, count, probability_max, probability_mean,
+                    documents}]->(:Span)                                 aggregate of a fact
     (:RelationType {id, label})                                          human labels of relations
 
-Per-document rows (MENTIONED_IN, EVIDENCE, Sentence) are the source of truth; Span properties and
-the aggregate edges are recomputed from them for every node and triple a document touches, with
+Per-document rows (MENTIONED_IN, EVIDENCE, FACT_EVIDENCE, Sentence) are the source of truth; Span
+properties and the aggregate edges (relations and FACT) are recomputed from them for every node,
+triple and fact a document touches, with
 ``pipeline.graph.provenance``'s rules (see docs/neo4j.md for the model and the reasons).
 """
 
@@ -35,6 +44,10 @@ from pipeline.store.connection import session
 from pipeline.store.rows import (
     DocumentRows,
     evidence_rows,
+    fact_evidence_rows,
+    fact_pair_rows,
+    facts_new_rows,
+    facts_rows,
     mention_rows,
     pair_rows,
     relates_new_rows,
@@ -127,26 +140,30 @@ def _apply_labels(tx: neo4j.ManagedTransaction, labels: dict[str, str], batcher:
                 tx.run(statement, ids=ids, labels={k: edge_labels[k] for k in ids}).consume()
 
 
-def _remove_contribution(
-    tx: neo4j.ManagedTransaction, doc_ids: list[str]
-) -> tuple[set[str], set[tuple[str, str, str]]]:
-    """Delete documents' mentions, evidence and sentences; return the span keys and triples they touched."""
+Triple = tuple[str, str, str]
+
+
+def _remove_contribution(tx: neo4j.ManagedTransaction, doc_ids: list[str]) -> tuple[set[str], set[Triple], set[Triple]]:
+    """Delete documents' mentions, evidence, fact evidence and sentences; return the span keys, relation
+    triples and facts they touched."""
     if not doc_ids:
-        return set(), set()
+        return set(), set(), set()
     keys = {r["key"] for r in tx.run(queries.OLD_MENTIONS, ids=doc_ids)}
     pairs = {(r["s"], r["o"], r["t"]) for r in tx.run(queries.OLD_EVIDENCE, ids=doc_ids)}
+    facts = {(r["s"], r["o"], r["p"]) for r in tx.run(queries.OLD_FACT_EVIDENCE, ids=doc_ids)}
     tx.run(queries.OLD_SENTENCES, ids=doc_ids).consume()
-    return keys, pairs
+    return keys, pairs, facts
 
 
 def _recompute(
     batcher: _Batcher,
     keys: Iterable[str],
-    pairs: Iterable[tuple[str, str, str]],
+    pairs: Iterable[Triple],
+    facts: Iterable[Triple],
     orphan_candidates: Iterable[str] | None = None,
 ) -> None:
-    """Recompute the aggregate edges of the triples and Span properties of the keys; delete what lost all
-    support.
+    """Recompute the aggregate edges of the triples, the FACTs of the facts and Span properties of the
+    keys; delete what lost all support.
 
     orphan_candidates: the keys that may have lost their last mention (default: all of ``keys``).
     """
@@ -157,6 +174,13 @@ def _recompute(
         batcher.run("RELATES_DELETE", gone)
     if updates:
         batcher.run("RELATES_WRITE", list(updates.values()))
+    fact_pairs = fact_pair_rows(facts)
+    fact_updates = facts_rows(batcher.run("FACT_PAIRS_READ", fact_pairs))
+    fact_gone = [p for p in fact_pairs if (p["s"], p["o"], p["p"]) not in fact_updates]
+    if fact_gone:
+        batcher.run("FACTS_DELETE", fact_gone)
+    if fact_updates:
+        batcher.run("FACTS_WRITE", list(fact_updates.values()))
 
     key_list = sorted(set(keys))
     candidates = key_list if orphan_candidates is None else sorted(set(orphan_candidates))
@@ -207,7 +231,7 @@ def _batch_tx(
         next_seq += 1
     if not write:
         return results
-    old_keys, old_pairs = _remove_contribution(tx, replaced)
+    old_keys, old_pairs, old_facts = _remove_contribution(tx, replaced)
 
     # Nodes first, then the relationships between them, then the aggregates.
     tx.run(
@@ -233,18 +257,29 @@ def _batch_tx(
     batcher.run("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
     both_old = [r for r in relates if r[0] in matched and r[1] in matched]
     shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
+    batcher.run("FACT_EVIDENCE", [row for r in docs for row in fact_evidence_rows(r)])
+    facts = facts_new_rows(docs)
+    batcher.run("FACTS_CREATE", [f for f in facts if f["s"] not in matched or f["o"] not in matched])
+    facts_both_old = [f for f in facts if f["s"] in matched and f["o"] in matched]
+    shared_facts = {(r["s"], r["o"], r["p"]) for r in batcher.run("FACTS_NEW", facts_both_old)}
     # Recompute what other documents share or what the old versions touched; the rest is final already.
     new_keys = {k for r in docs for k in r.contribution.nodes}
-    _recompute(batcher, old_keys | matched, old_pairs | shared, orphan_candidates=old_keys - new_keys)
+    _recompute(
+        batcher,
+        old_keys | matched,
+        old_pairs | shared,
+        old_facts | shared_facts,
+        orphan_candidates=old_keys - new_keys,
+    )
     return results
 
 
 def _delete_tx(tx: neo4j.ManagedTransaction, doc_id: str, batch_size: int, on_batch: BatchCallback | None) -> bool:
     if tx.run(queries.DOC_HASH, id=doc_id).single(strict=True)["content_hash"] is None:
         return False
-    keys, pairs = _remove_contribution(tx, [doc_id])
+    keys, pairs, facts = _remove_contribution(tx, [doc_id])
     tx.run(queries.DOC_DELETE, id=doc_id).consume()
-    _recompute(_Batcher(tx, batch_size, on_batch), keys, pairs)
+    _recompute(_Batcher(tx, batch_size, on_batch), keys, pairs, facts)
     return True
 
 
@@ -259,7 +294,7 @@ def _groups(batch: Sequence[DocumentRows], max_documents: int, max_rows: int) ->
     ids: set[str] = set()
     rows = 0
     for r in batch:
-        size = len(r.contribution.nodes) + len(r.contribution.edges)
+        size = len(r.contribution.nodes) + len(r.contribution.edges) + len(r.contribution.facts)
         if group and (r.doc_id in ids or len(group) >= max_documents or rows + size > max_rows):
             yield group
             group, ids, rows = [], set(), 0
@@ -313,7 +348,7 @@ def upsert_batch(
 
     Every analysis is validated before anything is written: one the store refuses comes back as its
     ``ValueError`` (not raised) and the others are written. The valid ones go in order, in transactions
-    of at most ``max_documents`` documents and ``max_rows`` rows (mentions + relation triples; a larger
+    of at most ``max_documents`` documents and ``max_rows`` rows (mentions + relation triples + facts; a larger
     single document gets a transaction of its own); each transaction commits all its documents or none.
     A document stored with the same content hash is skipped ("unchanged"), one stored with another
     hash is "replaced" exactly, else "added"; the same id twice in a batch is written in order, as by

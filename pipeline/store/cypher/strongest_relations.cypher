@@ -9,7 +9,7 @@
 //   :param limit => 10
 MATCH (e:Span)
 WHERE e.key = $entity OR toLower(e.text) = toLower($entity)
-MATCH (e)-[r:!EVIDENCE]-(other:Span)
+MATCH (e)-[r:!EVIDENCE&!FACT&!FACT_EVIDENCE]-(other:Span)
 RETURN e.text AS entity,
        CASE WHEN startNode(r) = e THEN 'out' ELSE 'in' END AS direction,
        r.type AS type,
