@@ -110,8 +110,11 @@ def test_lift_needs_two_thing_spans_and_calibration_maps_probability():
     # a content-word span ("won") is not a thing a fact is about
     assert lift_facts(facts, w, [0, 1, 1, 1, -1], spans) == []
     knots = (np.array([0.0, 0.3, 0.5, 1.0]), np.array([0.2, 0.5, 0.9, 0.95]))
-    (mapped,) = calibrate_facts(facts, knots)
+    (mapped,) = calibrate_facts(facts, {"*": knots})
     assert math.isclose(mapped.probability, float(np.interp(0.4, knots[0], knots[1])))
+    # a kind with its own map uses it
+    (own,) = calibrate_facts(facts, {"*": knots, "action": (np.array([0.0, 1.0]), np.array([0.1, 0.2]))})
+    assert math.isclose(own.probability, 0.1 + 0.1 * 0.4)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +206,8 @@ def test_product_facts_come_from_typed_arcs_and_leave_edges_unchanged():
         assert all(arc.unit in units for arc in f.arcs)
         assert {a.spans[f.subject].kind, a.spans[f.object].kind} <= {"entity", "noun_chunk", "pronoun"}
         product = math.prod(arc.probability for arc in f.arcs)
-        expected = product if models.fact_knots is None else float(isotonic_predict(models.fact_knots, [product])[0])
+        knots = None if models.fact_knots is None else models.fact_knots.get(f.kind, models.fact_knots["*"])
+        expected = product if knots is None else float(isotonic_predict(knots, [product])[0])
         assert math.isclose(f.probability, expected, rel_tol=1e-9)
     signed = [(a.spans[f.subject].text, f.predicate, a.spans[f.object].text) for a, f in facts]
     assert ("Siemens", "sign", "a contract") in signed

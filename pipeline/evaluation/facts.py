@@ -222,13 +222,18 @@ def read_part(docs: Iterable[ConlluDocument]) -> Part:
     return Part(gold, [Document(g.id, g.text, source=g.id) for g in gold.values()])
 
 
-def qkgraph_claims(part: Part, analyses: Iterable[DocumentAnalysis]) -> Claims:
-    """The product's facts as claims (``analyses`` made with fact threshold 0: the sweep cuts)."""
+def qkgraph_claims(part: Part, analyses: Iterable[DocumentAnalysis], kinds: dict[FactKey, str] | None = None) -> Claims:
+    """The product's facts as claims (``analyses`` made with fact threshold 0: the sweep cuts);
+    ``kinds`` gets the fact kind of each claim."""
     claims: Claims = {}
     for a in analyses:
         g = part.gold[a.document.id]
         for f in a.facts:
-            _claim(claims, span_fact_key(g, f), f.probability)
+            key = span_fact_key(g, f)
+            if key is not None and f.probability > claims.get(key, -1.0):
+                claims[key] = f.probability
+                if kinds is not None:
+                    kinds[key] = f.kind
     return claims
 
 
@@ -408,15 +413,19 @@ def evaluate_facts(
         on_progress(f"{label}: qkgraph ({len(part.documents)} documents)")
         if label == "select" and fit_calibration:
             models.fact_knots = None
+        kinds: dict[FactKey, str] = {}
         claims[label]["qkgraph"] = timed(
-            "qkgraph", lambda part=part: qkgraph_claims(part, analyze_documents(part.documents, models))
+            "qkgraph",
+            lambda part=part, kinds=kinds: qkgraph_claims(part, analyze_documents(part.documents, models), kinds),
         )
         if label == "select" and fit_calibration:
-            calibration = fit_fact_calibration(claims["select"]["qkgraph"], select.gold_keys)
-            models.fact_knots = (np.asarray(calibration["x"]), np.asarray(calibration["y"]))
+            calibration = fit_fact_calibration(claims["select"]["qkgraph"], kinds, select.gold_keys)
+            models.fact_knots = calibration_knots(calibration)
             raw = claims["select"]["qkgraph"]
-            mapped = isotonic_predict(models.fact_knots, np.asarray(list(raw.values()), dtype=np.float64))
-            claims["select"]["qkgraph"] = {k: float(v) for k, v in zip(raw, mapped, strict=True)}
+            claims["select"]["qkgraph"] = {
+                k: float(isotonic_predict(models.fact_knots.get(kinds[k], models.fact_knots["*"]), [v])[0])
+                for k, v in raw.items()
+            }
         on_progress(f"{label}: spacy")
         claims[label]["spacy"] = timed("spacy", lambda part=part: spacy_claims(part, word_pos))
         if baselines is not None:
@@ -482,12 +491,37 @@ def evaluate_facts(
     )
 
 
-def fit_fact_calibration(claims: Claims, gold: set[FactKey]) -> dict[str, Any]:
-    """The isotonic map from a fact's uncalibrated product to the rate of right facts, as knots."""
+MIN_KIND_FACTS = 40
+"""A fact kind gets its own calibration map when the selection documents have at least this many of
+its facts; the others use the pooled map."""
+
+
+def fit_fact_calibration(claims: Claims, kinds: dict[FactKey, str], gold: set[FactKey]) -> dict[str, Any]:
+    """Isotonic maps from a fact's uncalibrated product to the rate of right facts: pooled, and per
+    fact kind with at least MIN_KIND_FACTS facts (``by_kind``), as knots with their counts."""
+
+    def fit(keys: list[FactKey]) -> dict[str, Any]:
+        xs, ys = isotonic_fit([claims[k] for k in keys], [1.0 if k in gold else 0.0 for k in keys])
+        x, y = compress_knots(xs, ys, max_points=32)
+        return {"x": x, "y": y, "facts": len(keys), "right": sum(1 for k in keys if k in gold)}
+
     keys = list(claims)
-    xs, ys = isotonic_fit([claims[k] for k in keys], [1.0 if k in gold else 0.0 for k in keys])
-    x, y = compress_knots(xs, ys, max_points=32)
-    return {"x": x, "y": y, "facts": len(keys), "right": sum(1 for k in keys if k in gold)}
+    out = fit(keys)
+    by_kind = {}
+    for kind in sorted({kinds[k] for k in keys}):
+        of_kind = [k for k in keys if kinds[k] == kind]
+        if len(of_kind) >= MIN_KIND_FACTS:
+            by_kind[kind] = fit(of_kind)
+    out["by_kind"] = by_kind
+    return out
+
+
+def calibration_knots(calibration: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``fit_fact_calibration``'s result as the knots ``calibrate_facts`` takes."""
+    out = {"*": (np.asarray(calibration["x"]), np.asarray(calibration["y"]))}
+    for kind, entry in calibration.get("by_kind", {}).items():
+        out[kind] = (np.asarray(entry["x"]), np.asarray(entry["y"]))
+    return out
 
 
 def write_plot(result: FactEvaluation, path: Path) -> Path:

@@ -18,6 +18,7 @@ from spacy.language import Language
 from pipeline.ingest.settings import DEFAULT_THRESHOLD, IngestSettings
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 from pipeline.relations import RelationExtractor, RelationStats
+from pipeline.relations.facts import FactCalibration
 from pipeline.relations.typed import TypedRelation, TypedRelationsMissingError
 from pipeline.text.nlp import load_spacy
 from pipeline.text.sources import MAX_DOCUMENT_CHARS
@@ -54,7 +55,7 @@ class Models:
     extractor: KnowledgeGraphExtractor
     subspaces: list[RelationalSubspace] | list[TypedRelation]
     relation_labels: dict[str, str] = field(default_factory=dict)
-    fact_knots: tuple | None = None  # the typed set's fact calibration map (None: facts claim the product)
+    fact_knots: FactCalibration | None = None  # the typed set's fact calibration map (None: facts claim the product)
 
 
 def load_models(settings: IngestSettings) -> Models:

@@ -29,7 +29,15 @@ import torch
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 from pipeline.model.units import HeadFactors
 from pipeline.relations.alignment import align_subwords, membership
-from pipeline.relations.facts import FACT_ARC_FLOOR, FACT_RELATIONS, Arc, calibrate_facts, compose_facts, lift_facts
+from pipeline.relations.facts import (
+    FACT_ARC_FLOOR,
+    FACT_RELATIONS,
+    Arc,
+    FactCalibration,
+    calibrate_facts,
+    compose_facts,
+    lift_facts,
+)
 from pipeline.relations.pooling import pool_span_scores
 from pipeline.relations.typed import TypedRelation, score_batch
 from pipeline.relations.windows import Window, make_windows
@@ -83,7 +91,7 @@ class RelationExtractor:
         batch_windows: int = 16,
         settings: dict | None = None,
         fact_threshold: float | None = None,
-        fact_knots: tuple | None = None,
+        fact_knots: FactCalibration | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")

@@ -79,9 +79,9 @@ class TypedRelationSet:
         rule in docs/evaluation.md); threshold: the calibrated threshold the held-out figures are
         quoted at; relations: relation name -> TypedRelation (in the artifact's order);
         comparison: the held-out table of the gate kinds the choice was made from (may be empty);
-        fact_knots: the fact calibration map (product of a fact's arc probabilities -> probability
-        that the fact is right; section ``facts``, written by ``qkgraph eval-facts --write-calibration``),
-        or None.
+        fact_knots: the fact calibration maps (product of a fact's arc probabilities -> probability
+        that the fact is right), by fact kind with ``"*"`` for all kinds pooled; section ``facts``,
+        written by ``qkgraph eval-facts --write-calibration``; or None.
     """
 
     model: str
@@ -90,7 +90,7 @@ class TypedRelationSet:
     threshold: float
     relations: dict[str, TypedRelation]
     comparison: dict = field(default_factory=dict)
-    fact_knots: tuple[np.ndarray, np.ndarray] | None = None
+    fact_knots: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     def ranked(self, layer: int | None = None) -> list[TypedRelation]:
         """The relations (of ``layer``, or all) by held-out labelled F1 at the threshold, best first."""
@@ -132,11 +132,18 @@ def load_typed_relations(model_name: str, path: str | Path | None = None) -> Typ
     )
 
 
-def _fact_knots(data: dict) -> tuple[np.ndarray, np.ndarray] | None:
+def _fact_knots(data: dict) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
     cal = (data.get("facts") or {}).get("calibration")
     if not cal:
         return None
-    return np.asarray(cal["x"], dtype=np.float64), np.asarray(cal["y"], dtype=np.float64)
+
+    def knots(entry: dict) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(entry["x"], dtype=np.float64), np.asarray(entry["y"], dtype=np.float64)
+
+    out = {"*": knots(cal)}
+    for kind, entry in (cal.get("by_kind") or {}).items():
+        out[str(kind)] = knots(entry)
+    return out
 
 
 def load_relation_labels(model_name: str, path: str | Path | None = None) -> dict[str, str]:
