@@ -123,6 +123,7 @@ class FlowAnalyser:
         self.log = log
         self.extracted = 0
         self.cached = 0
+        self.extract_seconds = 0.0  # summed over batches: time spent inside analyse-batch, wherever it ran
         self.pids: set[int] = set()
         self._labels: dict[str, str] | None = cache.get_labels(settings) if cache is not None else None
 
@@ -177,6 +178,7 @@ class FlowAnalyser:
                 by_id[failure.id] = failure
                 self.log.warning("document %s (%s) failed: %s", failure.id, failure.source, failure.error)
             self.extracted += len(result.analyses)
+            self.extract_seconds += result.seconds
             if result.analyses:
                 self.pids.add(result.pid)
             if self._labels is None and future is not None and (result.analyses or result.relation_labels):
