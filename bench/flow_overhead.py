@@ -114,11 +114,12 @@ def _blas(n: int | None = None) -> int:
     return -1
 
 
-def _threads_here() -> tuple[int, int, str | None]:
-    """(torch threads, OpenBLAS threads, OMP_NUM_THREADS) of the calling process (run on each worker)."""
+def _threads_here() -> tuple[int, int, str | None, str | None]:
+    """(torch threads, OpenBLAS threads, OMP_NUM_THREADS, MALLOC_TRIM_THRESHOLD_) here (run on each worker)."""
     import torch
 
-    return torch.get_num_threads(), _blas(), os.environ.get("OMP_NUM_THREADS")
+    env = os.environ.get
+    return torch.get_num_threads(), _blas(), env("OMP_NUM_THREADS"), env("MALLOC_TRIM_THRESHOLD_")
 
 
 def _load_models_here() -> int:
@@ -182,7 +183,8 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
         )
         t_start = time.perf_counter() - t
         print(
-            f"Dask: {len(pids)} worker processes (torch threads, OpenBLAS threads, OMP_NUM_THREADS: "
+            f"Dask: {len(pids)} worker processes (torch threads, OpenBLAS threads, OMP_NUM_THREADS, "
+            f"MALLOC_TRIM_THRESHOLD_ (tuned unless {os.environ.get('QKGRAPH_WORKER_MALLOC') or 'QKGRAPH_WORKER_MALLOC'}=keep): "
             f"{sorted(threads.values())}); start + model load in each + warm-up flow: {t_start:.2f}s"
         )
         with one_thread():
