@@ -10,14 +10,22 @@ files only (no Neo4j), models loaded before any timing:
     as a reference), and torch ran ~30% faster off the main thread;
   * flow: ingest_flow (default thread runner) on the same documents, empty analysis cache
     (so it includes persisting every analysis), on a Prefect server;
-    ratio = flow / library, best of --rounds alternated runs each (wall clock; the CPU time of
+    ratio = flow / library, best of --rounds alternated runs each (default 3; wall clock; the CPU time of
     this process is printed too, as it suffers less from other load on a shared machine);
   * flow, second run: every document a cache hit;
-  * Dask: the flow on a LocalCluster of 2 worker processes x 1 thread, already started and with the
-    model already loaded in each worker (startup measured separately), empty cache;
-    dask_speedup = flow / Dask (same batch size). The single-process runs use torch's default
-    threads (all cores); Dask workers use one thread each. On a 2-core machine a speedup near
-    1-1.5 is what to expect: the two workers share the same two cores that one process already used.
+  * Dask, like with like (the scaling figure): (A) the flow in this process with torch and numpy's
+    OpenBLAS at one thread, against (B) the flow on a LocalCluster of --workers worker processes x
+    1 thread (torch at one thread there: the nanny's OMP_NUM_THREADS=1, checked on each worker),
+    used through its scheduler address as an existing cluster is. B's workers are started, have
+    loaded the model and run one warm-up flow before timing; that start is printed apart and added
+    back in the "with start + model load" speedup. A B A B ..., best of --rounds each, empty cache,
+    the same batches (the graphs must be identical). dask_like_speedup = A / B,
+    dask_efficiency = speedup / workers (the bar: 0.85). Printed beside it: the time inside
+    analyse-batch (summed over workers), the rest ("outside extract": the flow process's serial
+    work, scheduling, the last batch alone), and the CPU of both sides (B: workers + flow process),
+    cpu_efficiency = CPU(A) / CPU(B): what Dask adds in work, which the machine's other load does not
+    change; wall-clock efficiency on a shared 2-core machine also pays for that load.
+    dask_speedup (kept from before) = the default-thread flow / B: not like with like.
 
 The flow reports to the Prefect server at PREFECT_API_URL, or to a throwaway test server started
 here (not timed). Graphs are compared: the flow's has the library's nodes, edges and evidence;
@@ -25,8 +33,8 @@ scores may differ in the last float bits, because the library streams all docume
 padded window batches while the flow's batches hold --batch-size documents (the largest difference
 is printed). The Dask run uses the same batches as the single-process flow and must match it exactly.
 
-    .venv/bin/python bench/flow_overhead.py [--docs 100] [--batch-size 8] [--no-dask]
-Ends with one JSON line: ratio, dask_speedup and the raw figures.
+    .venv/bin/python bench/flow_overhead.py [--docs 100] [--batch-size 8] [--rounds 3] [--no-dask | --only-dask]
+Prints the load average; ends with one JSON line: ratio, dask_efficiency, dask_speedup and the raw figures.
 """
 
 from __future__ import annotations
