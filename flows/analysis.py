@@ -5,8 +5,12 @@ Models load once per process (the flow process, or each Dask worker) and stay lo
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
+import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -27,12 +31,41 @@ from pipeline.types import Document, DocumentAnalysis, FailedDocument, SkippedIn
 
 _MODELS: dict[IngestSettings, Models] = {}
 _MODELS_LOCK = threading.Lock()
+_log = logging.getLogger("qkgraph.flows")
+
+MALLOC_ENV = "QKGRAPH_WORKER_MALLOC"
+"""``keep``: leave a ``MALLOC_TRIM_THRESHOLD_`` of the environment (a Dask nanny's) as it is."""
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
+
+
+def tune_malloc() -> bool:
+    """Give torch glibc's usual heap back when ``MALLOC_TRIM_THRESHOLD_`` is set; True if changed.
+
+    A Dask nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (its
+    ``distributed.nanny.pre-spawn-environ``). Setting that variable also switches off glibc's
+    dynamic mmap threshold, so every tensor over 128 KiB is mmap()ed and unmapped again: page faults
+    on each forward pass, about twice the wall time of an extraction (bench/flow_overhead.py). This
+    fixes the thresholds at glibc's own dynamic maxima (mmap 32 MiB, trim 64 MiB) in this process.
+    """
+    if not os.environ.get("MALLOC_TRIM_THRESHOLD_") or os.environ.get(MALLOC_ENV) == "keep":
+        return False
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        done = libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20) == 1
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    _log.info("malloc thresholds set for torch (MALLOC_TRIM_THRESHOLD_ was %s)", os.environ["MALLOC_TRIM_THRESHOLD_"])
+    return done
 
 
 def get_models(settings: IngestSettings) -> Models:
-    """The models for these settings, loaded once per process."""
+    """The models for these settings, loaded once per process (malloc tuned first: ``tune_malloc``)."""
     with _MODELS_LOCK:
         if settings not in _MODELS:
+            if not _MODELS:
+                tune_malloc()
             _MODELS[settings] = load_models(settings)
         return _MODELS[settings]
 
@@ -123,6 +156,7 @@ class FlowAnalyser:
         self.log = log
         self.extracted = 0
         self.cached = 0
+        self.extract_seconds = 0.0  # summed over batches: time spent inside analyse-batch, wherever it ran
         self.pids: set[int] = set()
         self._labels: dict[str, str] | None = cache.get_labels(settings) if cache is not None else None
 
@@ -177,6 +211,7 @@ class FlowAnalyser:
                 by_id[failure.id] = failure
                 self.log.warning("document %s (%s) failed: %s", failure.id, failure.source, failure.error)
             self.extracted += len(result.analyses)
+            self.extract_seconds += result.seconds
             if result.analyses:
                 self.pids.add(result.pid)
             if self._labels is None and future is not None and (result.analyses or result.relation_labels):

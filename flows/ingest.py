@@ -148,6 +148,7 @@ def ingest_flow(
         extracted=analyser.extracted,
         cached=analyser.cached,
         extract_pids=sorted(analyser.pids),
+        extract_seconds=round(analyser.extract_seconds, 3),
         neo4j=report.counts("neo4j") if use_neo4j else None,
         files=report.counts("files") if files is not None else None,
         graph=files.graph.summary() if files is not None else None,

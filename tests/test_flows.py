@@ -449,3 +449,42 @@ def test_dask_two_workers_give_the_single_process_graph(
     assert report["failed"] == []
     assert os.getpid() not in report["extract_pids"] and len(report["extract_pids"]) >= 1
     assert dump(read_graph(neo4j_db, neo4j_settings.database)) == expected
+
+
+def test_dask_cluster_of_separate_processes_at_its_address_gives_the_in_process_graph(prefect_harness, tmp_path):
+    """The flow against an existing cluster (``--dask-address``): 2 worker processes x 1 thread, torch at 1 thread."""
+    import os
+
+    from distributed import Client, LocalCluster
+
+    from flows.scale_out import ingest_flow_on_dask
+    from pipeline.graph import KnowledgeGraph
+
+    params = {"sources": [str(EXAMPLES)], "layers": "0,1", "batch_size": 1, "fresh": True}
+    single, _ = run_flow(out=str(tmp_path / "single.json"), cache_dir=str(tmp_path / "cache-single"), **params)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        report = ingest_flow_on_dask(cluster.scheduler_address)(
+            out=str(tmp_path / "dask.json"), cache_dir=str(tmp_path / "cache-dask"), **params
+        )
+        torch_threads = client.run(lambda: __import__("torch").get_num_threads())
+    assert report["extracted"] == single["extracted"] == 4 and report["failed"] == []
+    assert len(report["extract_pids"]) == 2 and os.getpid() not in report["extract_pids"]
+    assert list(torch_threads.values()) == [1, 1]  # the nanny's OMP_NUM_THREADS=1 (docs/flows.md)
+    dask_graph, single_graph = (KnowledgeGraph.from_node_link(tmp_path / f"{n}.json") for n in ("dask", "single"))
+    assert dump(dask_graph) == dump(single_graph) and dask_graph.summary()["edges"] > 0
+
+
+def test_malloc_is_tuned_for_torch_under_a_dask_nanny_unless_kept(monkeypatch):
+    import sys
+
+    from flows.analysis import MALLOC_ENV, tune_malloc
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert not tune_malloc()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what the nanny sets (distributed.nanny.pre-spawn-environ)
+    assert tune_malloc() == sys.platform.startswith("linux")
+    monkeypatch.setenv(MALLOC_ENV, "keep")
+    assert not tune_malloc()
