@@ -289,4 +289,4 @@ def test_batching_by_length_and_token_budget_does_not_change_relations_or_facts(
         assert stats.tokens == s_one.tokens and stats.windows == s_one.windows
     # the default groups by length: padding is small
     _, s_default = run()
-    assert s_default.padded_tokens <= 1.15 * s_default.tokens, (s_default.padded_tokens, s_default.tokens)
+    assert s_default.padded_tokens <= 1.25 * s_default.tokens, (s_default.padded_tokens, s_default.tokens)

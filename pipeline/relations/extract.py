@@ -38,9 +38,9 @@ from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation, Word
 
 log = logging.getLogger("qkgraph.relations")
 
-BATCH_TOKENS = 2048
+BATCH_TOKENS = 1024
 """Padded tokens per forward pass (rows x longest row) by default; see ``RelationExtractor``."""
-LOOKAHEAD_BATCHES = 4
+LOOKAHEAD_BATCHES = 8
 """Windows are grouped by length within this many batches' worth of queued tokens."""
 
 SPAN_CANDIDATE_FLOOR = 0.3
