@@ -154,3 +154,32 @@ def test_relations_are_within_sentences_and_never_self_pairs(models):
         a, b = analysis.spans[r.source], analysis.spans[r.target]
         assert a.key != b.key and a.sent_index == b.sent_index == r.sent_index
         assert 0.7 <= r.score <= 1.0
+
+
+def test_untyped_relations_do_not_depend_on_the_batching(models):
+    """Subspaces mode: windows grouped by length and cut by a token budget give the relations of one
+    window per forward pass in document order (scores equal up to float rounding of the padding)."""
+    from pipeline.text.spans import parse_documents
+
+    texts = [LONG, "Marie Curie won the Nobel Prize. She later founded the Radium Institute in Paris.", "Hi."]
+    parsed = list(parse_documents(models.nlp, [Document(f"d{i}", t) for i, t in enumerate(texts)]))
+
+    def run(**kw):
+        rex = RelationExtractor(models.extractor, models.subspaces, threshold=0.3, max_tokens=64, **kw)
+        return [a.relations for a in rex.run(parsed)], rex.stats
+
+    one, s_one = run(batch_windows=1, lookahead=1)
+    assert s_one.windows >= 4 and sum(map(len, one)) > 10
+    for kw in ({}, {"batch_tokens": 100, "lookahead": 1}):
+        got, stats = run(**kw)
+        assert stats.windows == s_one.windows and stats.tokens == s_one.tokens
+        assert [[r[:3] + r[4:] for r in map(_fields, rels)] for rels in got] == [
+            [r[:3] + r[4:] for r in map(_fields, rels)] for rels in one
+        ]
+        for rels_a, rels_b in zip(got, one):
+            for a, b in zip(rels_a, rels_b):
+                assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def _fields(r):
+    return (r.source, r.target, r.relation, r.score, r.sent_index, r.unit)

@@ -255,3 +255,38 @@ def test_span_outcomes_come_from_the_ingest_path_on_the_selection_part(ewt_dev_p
     assert info["sentences"] == 60 and info["occurrences"] == len(outcomes) > 10
     assert all(r in DEPENDENCY_RELATIONS and SPAN_CANDIDATE_FLOOR <= p <= 1.0 for r, p, _ in outcomes)
     assert any(ok for *_, ok in outcomes) and not all(ok for *_, ok in outcomes)
+
+
+def test_batching_by_length_and_token_budget_does_not_change_relations_or_facts(ewt_dev_path):
+    """Windows grouped by length within a look-ahead and cut by a token budget give the same
+    relations and facts as one window per forward pass in document order, and pad less."""
+    from pipeline.ingest import IngestSettings, load_models
+    from pipeline.relations import RelationExtractor
+    from pipeline.text.sources import load_documents
+    from pipeline.text.spans import parse_documents
+    from pipeline.types import Document
+
+    models = load_models(IngestSettings())
+    docs, _ = load_documents([ewt_dev_path])
+    long = "The list includes " + ", ".join(f"item{i} of the big red box" for i in range(90)) + "."
+    docs = docs[:14] + [Document("long", long + " Maria signed the contract.")]
+    parsed = list(parse_documents(models.nlp, docs))
+
+    def run(**kw):
+        rex = RelationExtractor(
+            models.extractor, models.subspaces, fact_threshold=0.0, fact_knots=models.fact_knots, **kw
+        )
+        out = [(a.document.id, a.relations, a.facts) for a in rex.run(parsed)]
+        return out, rex.stats
+
+    one, s_one = run(batch_windows=1, lookahead=1)  # one window per forward, in document order
+    assert s_one.split_sentences >= 1 and s_one.padded_tokens == s_one.tokens
+    assert [d for d, _, _ in one] == [d.id for d in docs]  # documents leave in input order
+    assert sum(len(r) for _, r, _ in one) > 20 and sum(len(f) for _, _, f in one) > 5
+    for kw in ({}, {"batch_tokens": 96, "lookahead": 1}, {"batch_tokens": 300, "lookahead": 2}, {"lookahead": 50}):
+        got, stats = run(**kw)
+        assert got == one, kw  # SpanRelation and SpanFact are frozen dataclasses: scores compared exactly
+        assert stats.tokens == s_one.tokens and stats.windows == s_one.windows
+    # the default groups by length: padding is small
+    _, s_default = run()
+    assert s_default.padded_tokens <= 1.25 * s_default.tokens, (s_default.padded_tokens, s_default.tokens)

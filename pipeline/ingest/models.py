@@ -128,7 +128,7 @@ def analyze_documents(
         threshold=s.threshold,
         max_tokens=s.max_tokens,
         overlap=s.overlap,
-        batch_windows=s.batch_windows,
+        batch_tokens=s.batch_tokens,
         settings=s.as_dict(),
         fact_threshold=s.fact_threshold,
         fact_knots=models.fact_knots,

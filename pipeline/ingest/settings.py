@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from pipeline.model.defaults import DEFAULT_MODEL
+from pipeline.relations.extract import BATCH_TOKENS
 from pipeline.text.defaults import DEFAULT_SPACY, DEFAULT_WORD_POS
 
 DEFAULT_TOP_K = 3
@@ -34,7 +35,7 @@ class IngestSettings:
     fact_threshold: float = DEFAULT_FACT_THRESHOLD  # typed mode: facts composed from the typed arcs
     max_tokens: int = 512
     overlap: int = 1
-    batch_windows: int = 16
+    batch_tokens: int = BATCH_TOKENS  # padded tokens per forward pass (windows grouped by length)
     spacy_model: str = DEFAULT_SPACY
     word_pos: tuple[str, ...] = DEFAULT_WORD_POS
 
@@ -49,8 +50,8 @@ class IngestSettings:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.max_tokens < 8:
             raise ValueError(f"max_tokens must be at least 8, got {self.max_tokens}")
-        if self.batch_windows < 1:
-            raise ValueError(f"batch_windows must be at least 1, got {self.batch_windows}")
+        if self.batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be at least 1, got {self.batch_tokens}")
         if self.layers is not None and (not self.layers or any(layer < 0 for layer in self.layers)):
             raise ValueError(f"layers must be non-negative layer numbers, got {list(self.layers)}")
 

@@ -46,6 +46,11 @@ from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation, Word
 
 log = logging.getLogger("qkgraph.relations")
 
+BATCH_TOKENS = 1024
+"""Padded tokens per forward pass (rows x longest row) by default; see ``RelationExtractor``."""
+LOOKAHEAD_BATCHES = 8
+"""Windows are grouped by length within this many batches' worth of queued tokens."""
+
 SPAN_CANDIDATE_FLOOR = 0.3
 """The span calibration maps are fitted on the candidates of an ingest run at this threshold, so
 they are defined from it on (ingestion itself takes candidates from ``threshold``)."""
@@ -56,6 +61,7 @@ class RelationStats:
     documents: int = 0
     windows: int = 0
     tokens: int = 0
+    padded_tokens: int = 0  # rows x longest row of every forward pass
     split_sentences: int = 0
     relations: int = 0
     facts: int = 0
@@ -74,11 +80,31 @@ class _Pending:
     arcs: dict[int, Arc] = field(default_factory=dict)  # typed mode: the best arc of each dependent word
 
 
+@dataclass
+class _Row:
+    """One window, tokenized when it is queued (its length decides its batch).
+
+    ``ids``/``offsets``: the model input (typed mode: with the prefix token); ``members`` and
+    ``word_ids`` (typed mode): subword positions of each local word, and its document-level index."""
+
+    window: Window
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    members: list[list[int]] = field(default_factory=list)
+    word_ids: list[int] = field(default_factory=list)
+
+
 class RelationExtractor:
     """Turns parsed documents into DocumentAnalysis objects, with typed relations or untyped subspaces.
 
     ``subspaces``: TypedRelation objects (typed mode) or RelationalSubspace objects (subspaces mode),
     not mixed. Typed mode needs the documents' words (``ParsedDocument.words``).
+
+    Batching: windows of several documents share a forward pass. Each window is tokenized when it is
+    queued; once the queue holds ``lookahead`` batches' worth of tokens (or the input ends), its
+    windows are sorted by length and cut into batches whose padded size (rows x longest row) stays
+    within ``batch_tokens`` (and, if given, at most ``batch_windows`` rows; a longer window goes
+    alone). Results do not depend on the batching; documents still leave in input order.
     """
 
     def __init__(
@@ -88,7 +114,9 @@ class RelationExtractor:
         threshold: float = 0.7,
         max_tokens: int | None = None,
         overlap: int = 1,
-        batch_windows: int = 16,
+        batch_tokens: int = BATCH_TOKENS,
+        batch_windows: int | None = None,
+        lookahead: int = LOOKAHEAD_BATCHES,
         settings: dict | None = None,
         fact_threshold: float | None = None,
         fact_knots: FactCalibration | None = None,
@@ -97,6 +125,11 @@ class RelationExtractor:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if fact_threshold is not None and not 0.0 <= fact_threshold <= 1.0:
             raise ValueError(f"fact_threshold must be in [0, 1], got {fact_threshold}")
+        if batch_tokens < 1 or (batch_windows is not None and batch_windows < 1) or lookahead < 1:
+            raise ValueError(
+                f"batch_tokens, batch_windows and lookahead must be at least 1, got {batch_tokens}, "
+                f"{batch_windows}, {lookahead}"
+            )
         if extractor.tokenizer is None:
             raise ValueError("the extractor needs a tokenizer (with offsets) to align spans")
         items = list(subspaces)
@@ -114,7 +147,9 @@ class RelationExtractor:
         self.max_tokens = min(max_tokens or 512, limit)
         # typed relations were calibrated on single sentences without context
         self.overlap = 0 if typed else overlap
+        self.batch_tokens = batch_tokens
         self.batch_windows = batch_windows
+        self.lookahead_tokens = lookahead * batch_tokens
         self.settings = dict(settings or {})
         self.stats = RelationStats()
         self.causal = extractor.adapter.causal
@@ -135,7 +170,8 @@ class RelationExtractor:
         """Stream ParsedDocument (document, sentences, spans, words) -> DocumentAnalysis, batching
         windows across documents. Subspaces mode also takes (document, sentences, spans)."""
         pending: dict[int, _Pending] = {}
-        queue: list[Window] = []
+        queue: list[_Row] = []
+        queued = 0  # tokens in the queue
         next_out = 0
         for index, item in enumerate(parsed):
             document, sentences, spans = item[0], item[1], item[2]
@@ -153,16 +189,63 @@ class RelationExtractor:
                 reserved=1 if self.prefix is not None else 0,
             )
             self.stats.split_sentences += split
-            pending[index] = _Pending(document, sentences, spans, len(windows), words or [])
-            queue.extend(windows)
-            while len(queue) >= self.batch_windows:
-                self._score(queue[: self.batch_windows], pending)
-                queue = queue[self.batch_windows :]
+            p = _Pending(document, sentences, spans, len(windows), words or [])
+            pending[index] = p
+            for w in windows:
+                row = self._prepare(w, p)
+                queue.append(row)
+                queued += len(row.ids)
+            if queued >= self.lookahead_tokens:
+                self._score_queue(queue, pending)
+                queue, queued = [], 0
             next_out = yield from self._emit(pending, next_out)
-        while queue:
-            self._score(queue[: self.batch_windows], pending)
-            queue = queue[self.batch_windows :]
+        self._score_queue(queue, pending)
         yield from self._emit(pending, next_out)
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of rows of these lengths, sorted by length and cut into batches of at most
+        ``batch_tokens`` padded tokens (and ``batch_windows`` rows); ties keep their order."""
+        out: list[list[int]] = []
+        current: list[int] = []
+        for k in sorted(range(len(lengths)), key=lambda k: (lengths[k], k)):
+            n = max(lengths[k], 1)  # ascending: the new row is the longest of its batch
+            full = self.batch_windows is not None and len(current) >= self.batch_windows
+            if current and (full or (len(current) + 1) * n > self.batch_tokens):
+                out.append(current)
+                current = []
+            current.append(k)
+        if current:
+            out.append(current)
+        return out
+
+    def _score_queue(self, queue: list[_Row], pending: dict[int, _Pending]) -> None:
+        for batch in self.batches([len(r.ids) for r in queue]):
+            rows = [queue[k] for k in batch]
+            if self.typed:
+                self._score_typed(rows, pending)
+            else:
+                self._score_subspaces(rows, pending)
+
+    def _prepare(self, w: Window, p: _Pending) -> _Row:
+        text = p.document.text[w.start : w.end]
+        if not self.typed:
+            enc = self.tok(text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
+            return _Row(w, list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]])
+        enc = self.tok(
+            text,
+            add_special_tokens=True,
+            truncation=True,
+            max_length=self.max_tokens - (1 if self.prefix is not None else 0),
+            return_offsets_mapping=True,
+        )
+        ids = list(enc["input_ids"])
+        offsets = [tuple(o) for o in enc["offset_mapping"]]
+        if self.prefix is not None:
+            ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
+        owned = set(w.owned)
+        idx = [k for k, wd in enumerate(p.words) if wd.sent in owned and wd.start >= w.start and wd.end <= w.end]
+        members = align_subwords(text, offsets, [(p.words[k].start - w.start, p.words[k].end - w.start) for k in idx])
+        return _Row(w, ids, offsets, members, idx)
 
     def _emit(self, pending: dict[int, _Pending], next_out: int):
         # documents leave in input order, once all their windows are scored
@@ -197,29 +280,19 @@ class RelationExtractor:
         self.stats.facts += len(facts)
         return DocumentAnalysis(p.document, p.sentences, p.spans, rels, p.n_tokens, dict(self.settings), facts)
 
-    def _score(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
-        if self.typed:
-            self._score_typed(windows, pending)
-        else:
-            self._score_subspaces(windows, pending)
-
-    def _score_subspaces(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
-        texts = [pending[w.doc_index].document.text[w.start : w.end] for w in windows]
-        enc = self.tok(
-            texts,
-            return_tensors="pt",
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_offsets_mapping=True,
-        )
-        offsets = enc.pop("offset_mapping")
-        scores, _, _ = self.ex.relation_scores(enc["input_ids"], self.subspaces, attention_mask=enc["attention_mask"])
+    def _score_subspaces(self, batch: list[_Row], pending: dict[int, _Pending]) -> None:
+        windows = [r.window for r in batch]
+        ids_t, mask = pad_rows([r.ids for r in batch])
+        offsets = torch.zeros(len(batch), ids_t.shape[1], 2, dtype=torch.long)
+        for b, r in enumerate(batch):
+            offsets[b, : len(r.offsets)] = torch.tensor(r.offsets, dtype=torch.long).reshape(-1, 2)
+        scores, _, _ = self.ex.relation_scores(ids_t, self.subspaces, attention_mask=mask)
         ids = [s.id for s in self.subspaces]
         self.stats.windows += len(windows)
+        self.stats.padded_tokens += mask.numel()
         for b, w in enumerate(windows):
             p = pending[w.doc_index]
-            n_real = int(enc["attention_mask"][b].sum())
+            n_real = int(mask[b].sum())
             p.n_tokens += n_real
             self.stats.tokens += n_real
             owned = set(w.owned)
@@ -248,41 +321,24 @@ class RelationExtractor:
 
     # -- typed mode ----------------------------------------------------------------------------------
 
-    def _score_typed(self, windows: list[Window], pending: dict[int, _Pending]) -> None:
-        rows: list[list[int]] = []
-        members: list[list[list[int]]] = []
-        word_ids: list[list[int]] = []  # document-level word index of each local word
+    def _score_typed(self, batch: list[_Row], pending: dict[int, _Pending]) -> None:
+        windows = [r.window for r in batch]
         for w in windows:
             p = pending[w.doc_index]
             if p.word_span is None:
                 p.word_span = word_spans(p.words, p.spans)
-            text = p.document.text[w.start : w.end]
-            enc = self.tok(
-                text,
-                add_special_tokens=True,
-                truncation=True,
-                max_length=self.max_tokens - (1 if self.prefix is not None else 0),
-                return_offsets_mapping=True,
-            )
-            ids = list(enc["input_ids"])
-            offsets = [tuple(o) for o in enc["offset_mapping"]]
-            if self.prefix is not None:
-                ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
-            owned = set(w.owned)
-            idx = [k for k, wd in enumerate(p.words) if wd.sent in owned and wd.start >= w.start and wd.end <= w.end]
-            rows.append(ids)
-            members.append(
-                align_subwords(text, offsets, [(p.words[k].start - w.start, p.words[k].end - w.start) for k in idx])
-            )
-            word_ids.append(idx)
-        ids_t, mask = pad_rows(rows)
-        self.stats.windows += len(rows)
+        members = [r.members for r in batch]
+        ids_t, mask = pad_rows([r.ids for r in batch])
+        self.stats.windows += len(batch)
+        self.stats.padded_tokens += mask.numel()
         for b, w in enumerate(windows):
             n_real = int(mask[b].sum())
             pending[w.doc_index].n_tokens += n_real
             self.stats.tokens += n_real
         if any(members):
-            self._typed_batch(windows, pending, word_batch(ids_t, mask, members, self.causal), word_ids)
+            self._typed_batch(
+                windows, pending, word_batch(ids_t, mask, members, self.causal), [r.word_ids for r in batch]
+            )
         for w in windows:
             pending[w.doc_index].windows_left -= 1
 
