@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import importlib.util
 import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -108,7 +109,8 @@ def gold_fact_document(doc: ConlluDocument) -> GoldFactDocument:
     gold = GoldFactDocument(doc_id, xml_safe(doc.text)[0], len(doc.sentences), words, set())
     gold.starts = [w.start for w in words]
     gold.ends = [w.end for w in words]
-    gold.facts = {_word_fact_key(gold, words, f) for f in gold_facts(words, arcs)} - {None}  # type: ignore[operator]
+    keys = (_word_fact_key(gold, words, f) for f in gold_facts(words, arcs))
+    gold.facts = {k for k in keys if k is not None}
     return gold
 
 
@@ -401,11 +403,11 @@ def evaluate_facts(
         part.docs = list(nlp.pipe([d.text for d in part.documents], batch_size=16))
     word_pos = models.settings.word_pos
 
-    def timed(name: str, fn: Callable[[], Claims]) -> Claims:
+    @contextlib.contextmanager
+    def timed(name: str) -> Iterator[None]:
         t0 = time.perf_counter()
-        out = fn()
+        yield
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-        return out
 
     claims: dict[str, dict[str, Claims]] = {"select": {}, "scored": {}}
     calibration: dict[str, Any] | None = None
@@ -414,10 +416,8 @@ def evaluate_facts(
         if label == "select" and fit_calibration:
             models.fact_knots = None
         kinds: dict[FactKey, str] = {}
-        claims[label]["qkgraph"] = timed(
-            "qkgraph",
-            lambda part=part, kinds=kinds: qkgraph_claims(part, analyze_documents(part.documents, models), kinds),
-        )
+        with timed("qkgraph"):
+            claims[label]["qkgraph"] = qkgraph_claims(part, analyze_documents(part.documents, models), kinds)
         if label == "select" and fit_calibration:
             calibration = fit_fact_calibration(claims["select"]["qkgraph"], kinds, select.gold_keys)
             models.fact_knots = calibration_knots(calibration)
@@ -427,13 +427,13 @@ def evaluate_facts(
                 for k, v in raw.items()
             }
         on_progress(f"{label}: spacy")
-        claims[label]["spacy"] = timed("spacy", lambda part=part: spacy_claims(part, word_pos))
+        with timed("spacy"):
+            claims[label]["spacy"] = spacy_claims(part, word_pos)
         if baselines is not None:
             on_progress(f"{label}: proximity")
-            claims[label]["proximity"] = timed(
-                "proximity",
-                lambda part=part: word_fact_claims(part, [baselines.proximity_facts(doc) for doc in part.docs]),
-            )
+            with timed("proximity"):
+                per_doc = [baselines.proximity_facts(doc) for doc in part.docs]
+                claims[label]["proximity"] = word_fact_claims(part, per_doc)
     tuned: dict[str, Any] = {}
     mama_scored: Claims | None = None
     if baselines is not None:
