@@ -59,9 +59,12 @@ def test_compose_action_oblique_particle_and_product():
     # an obl without a case word states nothing; an arc under the floor is not composed
     no_case = [a for a in arcs if a.relation != "case"]
     assert [f.kind for f in compose_facts(w, no_case)] == ["action"]
-    low = [Arc(1, 0, "nsubj", 0.2), Arc(1, 4, "obj", 0.9)]
-    assert compose_facts(w, low) == []
-    assert len(compose_facts(w, low, floor=0.1)) == 1
+    low = [Arc(1, 0, "nsubj", 0.02), Arc(1, 4, "obj", 0.9)]
+    assert compose_facts(w, low) == []  # under FACT_ARC_FLOOR
+    assert len(compose_facts(w, low, floor=0.01)) == 1
+    # an object with a case word of its own is the oblique the case word marks
+    (moved,) = compose_facts(w, [Arc(1, 0, "nsubj", 0.9), Arc(1, 6, "obj", 0.5), Arc(6, 5, "case", 0.9)])
+    assert (moved.predicate, moved.kind, moved.preposition) == ("set in", "oblique", 5)
 
 
 def test_compose_one_subject_per_predicate_passive_copula_possession():

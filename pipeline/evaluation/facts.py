@@ -132,8 +132,8 @@ def span_fact_key(gold: GoldFactDocument, f: SpanFact) -> FactKey | None:
     if f.kind in ("copula", "possession"):
         obj = (first.head_start, first.head_end)  # the nominal heads nsubj; the possessed heads nmod:poss
     else:
-        arc = by_rel.get("obl") if f.kind == "oblique" else next(a for a in f.arcs if a.relation in ("obj", "iobj"))
-        assert arc is not None
+        # the object word: the obl's, or the obj's (an object with its own case word is an oblique)
+        arc = next(a for a in reversed(f.arcs) if a.relation in ("obl", "obj", "iobj"))
         obj = (arc.dependent_start, arc.dependent_end)
     s = gold.word_at(first.dependent_start, first.dependent_end)
     o = gold.word_at(*obj)
@@ -492,8 +492,8 @@ def evaluate_facts(
 
 
 MIN_KIND_FACTS = 40
-"""A fact kind gets its own calibration map when the selection documents have at least this many of
-its facts; the others use the pooled map."""
+"""A fact kind gets its own isotonic calibration map when the selection documents have at least this
+many of its facts; a kind with fewer gets its smoothed rate of right facts, (right + 1) / (n + 2)."""
 
 
 def fit_fact_calibration(claims: Claims, kinds: dict[FactKey, str], gold: set[FactKey]) -> dict[str, Any]:
@@ -512,6 +512,12 @@ def fit_fact_calibration(claims: Claims, kinds: dict[FactKey, str], gold: set[Fa
         of_kind = [k for k in keys if kinds[k] == kind]
         if len(of_kind) >= MIN_KIND_FACTS:
             by_kind[kind] = fit(of_kind)
+        else:
+            # too few to fit a curve on: the kind's rate of right facts, smoothed (add one each way),
+            # whatever the product (the pooled map is mostly actions and would overclaim the kind)
+            right = sum(1 for k in of_kind if k in gold)
+            rate = round((right + 1) / (len(of_kind) + 2), 5)
+            by_kind[kind] = {"x": [0.0, 1.0], "y": [rate, rate], "facts": len(of_kind), "right": right}
     out["by_kind"] = by_kind
     return out
 

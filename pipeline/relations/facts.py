@@ -10,6 +10,9 @@ against). The rules, for one predicate word ``p``:
 * **oblique**: a subject and an ``obl`` dependent ``o`` of ``p`` that has a ``case`` word ``c`` give
   ``(s, predicate + c, o)``: "She moved to Paris" -> (She, move to, Paris). An ``obl`` without a case
   word ("yesterday") states no relation between two things and gives nothing.
+  An object that has a case word of its own is read as that oblique (UD puts no case word under an
+  object; from typed arcs, "detonated a bomb outside a station" can come as obj(detonated, station)
+  + case(station, outside)).
 * **copula**: a subject of a ``p`` that has a ``cop`` dependent gives ``(s, be, p)``: "Curie was a
   physicist" -> (Curie, be, physicist); with a case word on ``p``, ``be`` + case: "She is in Paris"
   -> (She, be in, Paris). The predicate word is the copula.
@@ -153,7 +156,14 @@ def compose_facts(words: Sequence[Word], arcs: Iterable[Arc], floor: float = FAC
                     lead = (subj, particle)
                 for rel in OBJECT_RELATIONS:
                     obj = best(p, rel)
-                    if obj is not None:
+                    if obj is None:
+                        continue
+                    case = best(obj.dependent, "case")
+                    if case is not None:
+                        # UD puts no case word under an object: the word is the oblique its case marks
+                        pred = f"{verb} {_norm(words[case.dependent].text)}"
+                        add(_fact(subj.dependent, obj.dependent, p, case, pred, "oblique", (*lead, obj, case)))
+                    else:
                         add(_fact(subj.dependent, obj.dependent, p, None, verb, "action", (*lead, obj)))
                 for obl in rels.get("obl", []):
                     case = best(obl.dependent, "case")
