@@ -134,20 +134,30 @@ def test_ingest_into_neo4j_matches_the_file_graph(neo4j_db, neo4j_settings, tmp_
     local = KnowledgeGraph.from_node_link(out.with_suffix(".json"))
     assert set(stored.g.nodes) == set(local.g.nodes)
     assert set(stored.g.edges(keys=True)) == set(local.g.edges(keys=True))
+    n_facts = 0
     for u, v, k, d in local.g.edges(keys=True, data=True):
         assert stored.g.edges[u, v, k]["count"] == d["count"]
+        if d["kind"] == "fact":
+            # facts from the typed arcs reach Neo4j with their predicate, probability and units
+            n_facts += 1
+            assert k == "fact:" + d["predicate"] and stored.g.edges[u, v, k]["predicate"] == d["predicate"]
+            assert stored.g.edges[u, v, k]["probability_max"] == d["probability_max"] >= 0.5
+            assert d["units"] and all(unit.startswith("qk:") for unit in d["units"])
+            continue
         assert stored.g.edges[u, v, k]["unit"] == d["unit"] and d["unit"].startswith(f"qk:{k}:")
+    assert n_facts >= 5
     # the typed path end to end: shipped artifact -> extractor -> graph -> Neo4j relationship types
     from pipeline.store.schema import relationship_type
     from pipeline.types import DEPENDENCY_RELATIONS
 
-    assert local.g.number_of_edges() >= 5 and all(k in DEPENDENCY_RELATIONS for _, _, k in local.g.edges(keys=True))
+    relation_keys = [k for _, _, k, kind in local.g.edges(keys=True, data="kind") if kind == "relation"]
+    assert len(relation_keys) >= 5 and all(k in DEPENDENCY_RELATIONS for k in relation_keys)
     from collections import Counter
 
     from pipeline.store.named import run_named_query
 
     rows = run_named_query(neo4j_db, neo4j_settings.database, "typed_relation_types")
-    per_relation = Counter(k for _, _, k in local.g.edges(keys=True))
+    per_relation = Counter(relation_keys)
     assert {r["relation"]: r["edges"] for r in rows} == dict(per_relation)
     for row in rows:
         assert row["relationship"] == relationship_type(row["relation"]) != "RELATES"

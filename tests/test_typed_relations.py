@@ -129,14 +129,21 @@ def test_ingest_builds_typed_edges_head_to_dependent_with_units_and_evidence(tmp
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["graph"]["settings"]["relation_types"] == "typed"
     nodes = {n["id"]: n for n in data["nodes"]}
-    assert data["edges"], r.output
-    for e in data["edges"]:
+    relations = [e for e in data["edges"] if e["kind"] == "relation"]
+    facts = [e for e in data["edges"] if e["kind"] == "fact"]
+    assert relations, r.output
+    for e in relations:
         assert e["key"] in DEPENDENCY_RELATIONS and e["score_max"] >= 0.7
         for ev in e["evidence"]:
             sent = ev["sentence"]
             assert ev["source_start"] < ev["source_end"] and ev["target_start"] < ev["target_end"]
             assert sent  # evidence keeps the sentence and the offsets of both mentions
-    triples = {(nodes[e["source"]]["text"], e["key"], nodes[e["target"]]["text"]) for e in data["edges"]}
+    triples = {(nodes[e["source"]]["text"], e["key"], nodes[e["target"]]["text"]) for e in relations}
+    # facts: statements about the spans, shown in the summary
+    stated = {(nodes[e["source"]]["text"], e["predicate"], nodes[e["target"]]["text"]) for e in facts}
+    assert ("Priya Raman", "sign", "a contract") in stated, stated
+    assert all(e["probability_max"] >= 0.5 for e in facts)
+    assert "facts:" in r.output and "-[sign]-> a contract" in r.output
     # the head is the source: a verb governs its subject and object
     assert ("signed", "obj", "a contract") in triples or ("signed", "nsubj", "Priya Raman") in triples, triples
     assert any(n["kind"] == "pronoun" and n["id"].startswith("pronoun:contract.txt:") for n in data["nodes"])
