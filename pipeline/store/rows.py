@@ -22,8 +22,11 @@ from pipeline.graph.provenance import (
     FactEvidence,
     FactId,
     NodeAggregate,
+    NodeContribution,
     canonical_json,
     contribution_from_analysis,
+    exact_mean,
+    exact_score,
     relation_label,
 )
 from pipeline.store.schema import (
@@ -96,8 +99,10 @@ def rows_from_analysis(analysis: DocumentAnalysis) -> DocumentRows:
         at.starts.append(int(span.start_char))
         at.ends.append(int(span.end_char))
         at.sentences.append(int(span.sent_index))
+    allowed: set[Any] = set()  # relation types checked already (the first bad one still raises, in order)
     for i, rel in enumerate(analysis.relations):
-        check_relation_type(rel.relation)
+        if rel.relation not in allowed:
+            allowed.add(check_relation_type(rel.relation))
         _check_unit(doc.id, i, rel.unit)
     return DocumentRows(contribution_from_analysis(analysis), source=doc.source, offsets=offsets)
 
@@ -144,22 +149,60 @@ def settings_json(rows: DocumentRows) -> str:
     return canonical_json(rows.contribution.settings)
 
 
+def _score_stats(scores: list[float]) -> tuple[float, float]:
+    """(score_max, score_mean) of one document's scores for an edge, as ``EdgeAggregate`` computes them
+    (the exact mean), with a fast path for the common single score."""
+    if len(scores) == 1:
+        # exact_mean(exact_score(x), 1) is x itself, except that -0.0 comes back as 0.0
+        return scores[0], scores[0] + 0.0
+    return max(scores), exact_mean(sum(exact_score(x) for x in scores), len(scores))
+
+
+def _most_frequent(values: dict[str, int]) -> str:
+    """``Tally.best`` of one document's {value: count} (first-seen order): most frequent, ties first seen."""
+    return max(values, key=values.__getitem__)
+
+
 def span_rows(batch: Sequence[tuple[DocumentRows, int]]) -> list[list[Any]]:
     """SPANS rows ``[key, text, label, kind, mentions, documents, extra_labels]``, one per span key the
     batch's documents (each with its ingest number ``seq``) mention: the final properties of a span only
     these documents mention. Sorted by key, so writers lock shared spans in one order (fewer deadlocks).
     """
+    # A key one document of the batch mentions takes that document's tallies as they are (the common
+    # case, and what NodeAggregate gives for a single document); the others go through NodeAggregate.
+    first: dict[str, tuple[str, NodeContribution, int]] = {}
     aggs: dict[str, NodeAggregate] = {}
     for rows, seq in batch:
         c = rows.contribution
         for key, node in c.nodes.items():
             agg = aggs.get(key)
             if agg is None:
+                seen = first.get(key)
+                if seen is None:
+                    first[key] = (c.document, node, seq)
+                    continue
                 agg = aggs[key] = NodeAggregate()
+                agg.add(seen[1], seen[0], seen[2])
             agg.add(node, c.document, seq)
+    labels_of: dict[tuple[str, str], list[str]] = {}
     out = []
-    for key in sorted(aggs):
-        a = aggs[key].attributes()
+    for key in sorted(first):
+        agg = aggs.get(key)
+        a: dict[str, Any]
+        if agg is None:
+            doc, node, _ = first[key]
+            a = {
+                "text": _most_frequent(node.texts),
+                "label": _most_frequent(node.labels),
+                "kind": _most_frequent(node.kinds),
+                "mentions": node.mentions,
+                "documents": [doc],
+            }
+        else:
+            a = agg.attributes()
+        extra = labels_of.get((a["label"], a["kind"]))
+        if extra is None:
+            extra = labels_of[(a["label"], a["kind"])] = span_node_labels(a["label"], a["kind"])
         out.append(
             [
                 key,
@@ -168,7 +211,7 @@ def span_rows(batch: Sequence[tuple[DocumentRows, int]]) -> list[list[Any]]:
                 a["kind"],
                 a["mentions"],
                 a["documents"],
-                span_node_labels(a["label"], a["kind"]),
+                extra,
             ]
         )
     return out
@@ -177,29 +220,38 @@ def span_rows(batch: Sequence[tuple[DocumentRows, int]]) -> list[list[Any]]:
 def relates_new_rows(batch: Sequence[DocumentRows]) -> list[list[Any]]:
     """RELATES_NEW rows ``[source, target, type, count, score_max, score_mean, documents, unit,
     relationship type, default label]``: each triple's aggregate over the batch's documents, sorted."""
+    # A triple one document of the batch supports takes its statistics from that document's items
+    # (best first, so the best item and its unit are items[0]), as EdgeAggregate would compute them;
+    # a triple several documents support goes through EdgeAggregate.
+    first: dict[EdgeId, tuple[str, list[Evidence]]] = {}
     aggs: dict[EdgeId, EdgeAggregate] = {}
     for rows in batch:
         c = rows.contribution
         for triple, items in c.edges.items():
             agg = aggs.get(triple)
             if agg is None:
+                seen = first.get(triple)
+                if seen is None:
+                    first[triple] = (c.document, items)
+                    continue
                 agg = aggs[triple] = EdgeAggregate()
+                agg.add(seen[0], seen[1], 0)
             agg.add(c.document, items, 0)  # statistics and the best item, no evidence list
-    return [
-        [
-            s,
-            o,
-            t,
-            agg.count,
-            agg.score_max,
-            agg.score_mean,
-            sorted(agg.documents),
-            agg.unit,
-            relationship_type(t),
-            relation_label(t, {}),
-        ]
-        for (s, o, t), agg in sorted(aggs.items())
-    ]
+    types: dict[str, tuple[str, str]] = {}  # relation -> (relationship type, default label)
+    out = []
+    for triple in sorted(first):
+        s, o, t = triple
+        kind = types.get(t)
+        if kind is None:
+            kind = types[t] = (relationship_type(t), relation_label(t, {}))
+        agg = aggs.get(triple)
+        if agg is None:
+            doc, items = first[triple]
+            score_max, score_mean = _score_stats([ev.score for ev in items])
+            out.append([s, o, t, len(items), score_max, score_mean, [doc], items[0].unit if items else "", *kind])
+        else:
+            out.append([s, o, t, agg.count, agg.score_max, agg.score_mean, sorted(agg.documents), agg.unit, *kind])
+    return out
 
 
 def mention_rows(rows: DocumentRows) -> list[list[Any]]:
@@ -234,16 +286,33 @@ def evidence_rows(rows: DocumentRows) -> list[list[Any]]:
     out = []
     c = rows.contribution
     for (s, o, t), items in c.edges.items():
+        if len(items) == 1:  # the common case, without the per-field comprehensions
+            ev = items[0]
+            out.append(
+                [
+                    c.document,
+                    s,
+                    o,
+                    t,
+                    ev.score + 0.0,  # _score_stats' mean of one score
+                    [ev.score],
+                    [ev.sentence_index],
+                    [ev.source_start],
+                    [ev.source_end],
+                    [ev.target_start],
+                    [ev.target_end],
+                    [ev.unit],
+                ]
+            )
+            continue
         scores = [ev.score for ev in items]
-        agg = EdgeAggregate()
-        agg.add_scores(c.document, scores)
         out.append(
             [
                 c.document,
                 s,
                 o,
                 t,
-                agg.score_mean,
+                _score_stats(scores)[1],
                 scores,
                 [ev.sentence_index for ev in items],
                 [ev.source_start for ev in items],
