@@ -1,6 +1,6 @@
 """Two baselines for fact extraction that ``qkgraph eval-facts`` scores beside qkgraph's own facts.
 
-Both yield ``pipeline.relations.facts.WordFact`` records over the words of ``spacy_words(doc)``
+Both yield ``pipeline.relations.facts.WordFact`` records over the words of ``document_words(doc)``
 (indices into that list), in the format the evaluation matches against gold facts on (subject word,
 predicate word, preposition word, object word). Subject and object are the *head word* of a node span:
 the syntactic root (spaCy ``Span.root``) of the span's tokens. The node spans are the product's
@@ -102,7 +102,7 @@ DEFAULT_BEAM = 6
 
 @dataclass(frozen=True)
 class NodeSpan:
-    """A node span in word indices (``spacy_words`` order): first and last word, head word, sentence."""
+    """A node span in word indices (``document_words`` order): first and last word, head word, sentence."""
 
     first: int
     last: int
@@ -112,7 +112,7 @@ class NodeSpan:
 
 
 def _word_index(doc: Any) -> dict[int, int]:
-    """spaCy token index -> word index (``spacy_words`` skips whitespace tokens)."""
+    """spaCy token index -> word index (``document_words`` skips whitespace tokens)."""
     index: dict[int, int] = {}
     for t in doc:
         if not t.is_space:
@@ -301,7 +301,7 @@ class MamaCandidate:
     """One path of the final beam between a head and a tail chunk of a sentence.
 
     ``doc``: index of the document in the ``docs`` given to ``mama_candidates``; word indices are into
-    that document's ``spacy_words``. ``head``/``tail``: head words of the two chunks; ``path``: the
+    that document's ``document_words``. ``head``/``tail``: head words of the two chunks; ``path``: the
     relation words in order; ``relation``: their lemmas, lowercased, space-joined; ``degree``: the
     matching degree (sum of attention along head -> path -> tail); ``rank``: 0 for the pair's best path;
     ``contiguous``: the path words are adjacent in the sentence (the paper's constraint 3);

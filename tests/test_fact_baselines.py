@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.relations.facts import spacy_words
 from pipeline.text.nlp import load_spacy
+from pipeline.text.spans import document_words
 
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "fact_baselines.py"
 _spec = importlib.util.spec_from_file_location("fact_baselines", _PATH)
@@ -36,7 +36,7 @@ def attention():
 
 
 def _triples(doc, facts):
-    w = spacy_words(doc)
+    w = document_words(doc)
     return {
         (w[f.subject].text, w[f.predicate_word].text if f.predicate_word >= 0 else "", f.predicate, w[f.object].text)
         for f in facts
@@ -53,7 +53,7 @@ def test_proximity_action(nlp) -> None:
 
 def test_proximity_oblique_and_copula(nlp) -> None:
     doc = nlp("She moved to Paris. Curie was a physicist.")
-    w = spacy_words(doc)
+    w = document_words(doc)
     by_kind = {f.kind: f for f in fb.proximity_facts(doc)}
     obl, cop = by_kind["oblique"], by_kind["copula"]
     assert (w[obl.subject].text, w[obl.preposition].text, w[obl.object].text, obl.predicate) == (
@@ -84,7 +84,7 @@ def test_word_attention_shape(nlp, attention) -> None:
 def test_mama_candidate_curie(nlp, attention) -> None:
     doc = nlp(CURIE)
     cands = fb.mama_candidates([doc], attention)
-    w = spacy_words(doc)
+    w = document_words(doc)
     won = next(i for i, x in enumerate(w) if x.text == "won")
     (c,) = [c for c in cands if (w[c.head].text, w[c.tail].text) == ("Curie", "Prize")]
     assert won in c.path and c.path == (won,) and c.degree > 0

@@ -298,12 +298,7 @@ class KnowledgeGraph:
             "documents": sorted(agg.documents),
             "evidence": [self._evidence_dict(ev) for ev in agg.top],
         }
-        if self.g.has_edge(source, target, key=relation):
-            data = self.g.edges[source, target, relation]
-            data.clear()
-            data.update(attrs)
-        else:
-            self.g.add_edge(source, target, key=relation, **attrs)
+        self._put_edge(source, target, relation, attrs)
 
     def _write_fact(self, fact_id: FactId) -> None:
         subject, obj, predicate = fact_id
@@ -320,26 +315,21 @@ class KnowledgeGraph:
             "documents": sorted(agg.documents),
             "evidence": [self._fact_evidence_dict(ev) for ev in agg.top],
         }
-        if self.g.has_edge(subject, obj, key=key):
-            data = self.g.edges[subject, obj, key]
+        self._put_edge(subject, obj, key, attrs)
+
+    def _put_edge(self, source: str, target: str, key: str, attrs: dict[str, Any]) -> None:
+        """Set edge (source, target, key) to exactly ``attrs``, adding it if absent."""
+        if self.g.has_edge(source, target, key=key):
+            data = self.g.edges[source, target, key]
             data.clear()
             data.update(attrs)
         else:
-            self.g.add_edge(subject, obj, key=key, **attrs)
+            self.g.add_edge(source, target, key=key, **attrs)
 
     def _fact_evidence_dict(self, ev: FactEvidence) -> dict[str, Any]:
         return {
             "document": ev.document,
-            "sentence_index": ev.sentence_index,
-            "subject_start": ev.subject_start,
-            "subject_end": ev.subject_end,
-            "object_start": ev.object_start,
-            "object_end": ev.object_end,
-            "predicate_start": ev.predicate_start,
-            "predicate_end": ev.predicate_end,
-            "probability": ev.probability,
-            "kind": ev.kind,
-            "arcs": [arc.to_json() for arc in ev.arcs],
+            **ev.fields(),
             "sentence": self._contrib[ev.document].sentences[ev.sentence_index],
         }
 

@@ -282,6 +282,21 @@ class FactEvidence:
             tuple(arc.order() for arc in self.arcs),
         )
 
+    def fields(self) -> dict[str, Any]:
+        """Its offsets, probability, kind and arcs as plain JSON data (the document id left out)."""
+        return {
+            "sentence_index": self.sentence_index,
+            "subject_start": self.subject_start,
+            "subject_end": self.subject_end,
+            "object_start": self.object_start,
+            "object_end": self.object_end,
+            "predicate_start": self.predicate_start,
+            "predicate_end": self.predicate_end,
+            "probability": self.probability,
+            "kind": self.kind,
+            "arcs": [arc.to_json() for arc in self.arcs],
+        }
+
     @property
     def units(self) -> list[str]:
         """The distinct non-empty unit ids of its arcs, in arc order (subject arc first)."""
@@ -350,21 +365,7 @@ class DocumentContribution:
                 for ev in items
             ],
             "facts": [
-                {
-                    "subject": subject,
-                    "object": obj,
-                    "predicate": predicate,
-                    "sentence_index": ev.sentence_index,
-                    "subject_start": ev.subject_start,
-                    "subject_end": ev.subject_end,
-                    "object_start": ev.object_start,
-                    "object_end": ev.object_end,
-                    "predicate_start": ev.predicate_start,
-                    "predicate_end": ev.predicate_end,
-                    "probability": ev.probability,
-                    "kind": ev.kind,
-                    "arcs": [arc.to_json() for arc in ev.arcs],
-                }
+                {"subject": subject, "object": obj, "predicate": predicate, **ev.fields()}
                 for (subject, obj, predicate), items in self.facts.items()
                 for ev in items
             ],

@@ -286,8 +286,8 @@ def spacy_arcs(doc: object) -> list[Arc]:
     (``prep``, head ``h``) with an object ``o`` (``pobj``) becomes obl(h, o) + case(o, prep) when ``h``
     is a verb (nmod otherwise, which the composer does not read); a copula (``attr`` or ``acomp`` of a
     form of *be*, with subject ``s``) becomes nsubj(attr, s) + cop(attr, be), as UD heads it. Word
-    indices are spaCy token indices less the whitespace tokens before them (``document_words``'
-    order). ``doc`` is a ``spacy.tokens.Doc``.
+    indices are spaCy token indices less the whitespace tokens before them (the order of
+    ``pipeline.text.spans.document_words``). ``doc`` is a ``spacy.tokens.Doc``.
     """
     tokens = list(doc)  # type: ignore[call-overload]
     index: dict[int, int] = {}
@@ -339,13 +339,6 @@ def spacy_arcs(doc: object) -> list[Arc]:
         if relation is not None:
             arc(head, t, relation)
     return arcs
-
-
-def spacy_words(doc: object) -> list[Word]:
-    """The document's words in ``spacy_arcs``' order (``pipeline.text.spans.document_words``)."""
-    from pipeline.text.spans import document_words
-
-    return document_words(doc)  # type: ignore[arg-type]
 
 
 def gold_facts(words: Sequence[Word], arcs: Iterable[Arc]) -> list[WordFact]:
