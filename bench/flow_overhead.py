@@ -163,6 +163,71 @@ def one_thread():
             _blas(blas_before)
 
 
+def _extract_child(corpus: str, batch_size: int, batch_chars: int | None, start, done) -> None:
+    """Child process: load the models, wait at ``start``, extract the corpus in the flow's batches at
+    one torch thread (no Prefect, no Dask), send the seconds to ``done``."""
+    import torch
+
+    torch.set_num_threads(1)
+    _blas(1)
+    from flows.analysis import FlowAnalyser
+    from pipeline.ingest import IngestSettings, analyze_documents, load_models
+    from pipeline.text.sources import load_documents
+
+    settings = IngestSettings()
+    models = load_models(settings)
+    docs, _ = load_documents([Path(corpus)])
+    planner = FlowAnalyser(settings, None, batch_size, 1, None, batch_chars=batch_chars)
+    it, batches = iter(docs), []
+    while batch := planner.next_batch(it)[0]:
+        batches.append(batch)
+    for _ in analyze_documents(batches[0][:2], models):  # warm-up
+        pass
+    start.wait()
+    t = time.perf_counter()
+    for batch in batches:
+        for _ in analyze_documents(batch, models):
+            pass
+    done.put(time.perf_counter() - t)
+
+
+def machine_ceiling(args, corpus: Path) -> dict:
+    """What 2 one-thread processes get from this machine, without Prefect or Dask: the same
+    extraction alone (one process) and twice at once (two processes), alternated, best of --rounds.
+
+    pair_efficiency = alone / (the slower of the pair): the most any 2-worker flow can reach here
+    (1.0 on two cores that do not slow each other down)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    alone, pair = [], []
+    for _ in range(args.rounds):
+        for n in (1, args.workers):
+            start, done = ctx.Barrier(n + 1), ctx.Queue()
+            procs = [
+                ctx.Process(target=_extract_child, args=(str(corpus), args.batch_size, args.batch_chars, start, done))
+                for _ in range(n)
+            ]
+            for proc in procs:
+                proc.start()
+            start.wait()
+            times = [done.get() for _ in procs]
+            for proc in procs:
+                proc.join()
+            (alone if n == 1 else pair).append(max(times))
+    best_alone, best_pair = min(alone), min(pair)
+    print(
+        f"machine: the same extraction in 1 process x 1 thread {best_alone:.2f}s; {args.workers} such processes "
+        f"at once {best_pair:.2f}s each (slowest); pair_efficiency {best_alone / best_pair:.3f} "
+        f"(best of {args.rounds}, alternated; no Prefect, no Dask); load {os.getloadavg()[0]:.2f}"
+    )
+    return {
+        "machine_alone_s": round(best_alone, 3),
+        "machine_pair_s": round(best_pair, 3),
+        "machine_pair_efficiency": round(best_alone / best_pair, 4),
+    }
+
+
 def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t_flow: float, t_load: float, n: int):
     """(A) the flow in this process at one torch thread, (B) the flow on 2 one-thread worker processes.
 
@@ -251,7 +316,10 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
     cpu_b = min(b_runs, key=lambda x: x[2]["worker_cpu_s"] + x[1])
     cpu_b_total = cpu_b[2]["worker_cpu_s"] + cpu_b[1]
     c_a_best = min(x[1] for x in a_runs)
-    print(f"\nlike with like, best of {args.rounds}, batches of {args.batch_size}, max_in_flight 8:")
+    print(
+        f"\nlike with like, best of {args.rounds}, batch_size {args.batch_size}, batch_chars {args.batch_chars}, "
+        "max_in_flight 8:"
+    )
     print(f"  {'':34}{'wall':>9}{'extract':>10}{'outside extract':>17}{'CPU here':>10}")
     print(
         f"  {'A one process, 1 torch thread':34}{t_a:8.2f}s{rep_a['extract_seconds']:9.2f}s"
@@ -297,19 +365,31 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
 
 
 def main() -> None:
+    from pipeline.ingest.settings import DEFAULT_BATCH_CHARS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=100, help="first N EWT dev documents (318 in all)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32, help="the flow's batch_size (its default)")
+    parser.add_argument(
+        "--batch-chars",
+        type=int,
+        default=DEFAULT_BATCH_CHARS,
+        help="the flow's batch_chars (its default); 0: batches of --batch-size documents, as before",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each side, alternated; best of each")
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--only-dask", action="store_true", help="skip the library/flow overhead part")
+    parser.add_argument(
+        "--no-machine", action="store_true", help="skip the 1-vs-2 plain processes measure of the machine"
+    )
     args = parser.parse_args()
+    args.batch_chars = args.batch_chars or None
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
     import torch
 
-    from flows.analysis import get_models
+    from flows.analysis import FlowAnalyser, get_models
     from flows.ingest import ingest_flow
     from pipeline.graph import KnowledgeGraph
     from pipeline.ingest import IngestSettings, analyze_documents
@@ -335,26 +415,41 @@ def main() -> None:
     t_load = time.perf_counter() - t
     print(f"model load (not timed below): {t_load:.1f}s")
     reread, _ = load_documents([corpus])
-    params = {"sources": [str(corpus)], "batch_size": args.batch_size}
+    params = {"sources": [str(corpus)], "batch_size": args.batch_size, "batch_chars": args.batch_chars}
 
-    def library_here(batch: int) -> tuple[float, float, KnowledgeGraph]:
+    def flow_batches(batch_size: int, batch_chars: int | None) -> list[list]:
+        """The analyse-batch tasks the flow makes of these documents (no cache)."""
+        planner = FlowAnalyser(settings, None, batch_size, 1, None, batch_chars=batch_chars)
+        it, out = iter(reread), []
+        while batch := planner.next_batch(it)[0]:
+            out.append(batch)
+        return out
+
+    batches = flow_batches(args.batch_size, args.batch_chars)
+    sizes = sorted(sum(len(d.text) for d in b) for b in batches)
+    print(
+        f"analyse-batch tasks: {len(batches)} (batch_size {args.batch_size}, batch_chars {args.batch_chars}); "
+        f"characters per task min {sizes[0]}, median {sizes[len(sizes) // 2]}, max {sizes[-1]}"
+    )
+
+    def library_here(stream: bool) -> tuple[float, float, KnowledgeGraph]:
         t, c = time.perf_counter(), time.process_time()
         kg = KnowledgeGraph(relation_labels=models.relation_labels)
-        for start in range(0, len(reread), batch):
-            for analysis in analyze_documents(reread[start : start + batch], models):
+        for batch in [reread] if stream else batches:
+            for analysis in analyze_documents(batch, models):
                 kg.add_analysis(analysis)
         kg.to_node_link(work / "library.json")
         return time.perf_counter() - t, time.process_time() - c, kg
 
-    def library(batch: int = args.batch_size) -> tuple[float, float, KnowledgeGraph]:
+    def library(stream: bool = False) -> tuple[float, float, KnowledgeGraph]:
         # In a worker thread, as the flow's tasks run (ThreadPoolTaskRunner): torch ran ~30% faster
         # off the main thread on the 2-core machine of the report, which is not the flow's doing.
         with ThreadPoolExecutor(1) as pool:
-            return pool.submit(library_here, batch).result()
+            return pool.submit(library_here, stream).result()
 
     def overhead() -> tuple[dict, KnowledgeGraph, float]:
         lib_runs, flow_runs = [], []
-        wall, cpu, _ = library(len(reread))
+        wall, cpu, _ = library(stream=True)
         print(f"library, all documents in one stream (reference only): {wall:7.2f}s wall, {cpu:7.2f}s CPU")
         for r in range(args.rounds):  # alternate, so that a busy spell of the machine hits both
             wall, cpu, kg = library()
@@ -386,7 +481,6 @@ def main() -> None:
         return (
             {
                 "docs": len(docs),
-                "batch_size": args.batch_size,
                 "library_s": round(t_lib, 3),
                 "flow_s": round(t_flow, 3),
                 "flow_cached_s": round(t_cached, 3),
@@ -406,12 +500,21 @@ def main() -> None:
 
         harness = prefect_test_harness(server_startup_timeout=180)
     with harness:
-        result: dict = {"docs": len(docs), "batch_size": args.batch_size, "rounds": args.rounds, "load_start": load0}
+        result: dict = {
+            "docs": len(docs),
+            "batch_size": args.batch_size,
+            "batch_chars": args.batch_chars,
+            "tasks": len(batches),
+            "rounds": args.rounds,
+            "load_start": load0,
+        }
         flow_kg, t_flow = None, None
         if not args.only_dask:
             figures, flow_kg, t_flow = overhead()
             result.update(figures)
         result.update(dask_speedup=None, dask_efficiency=None)
+        if not args.no_dask and not args.no_machine:
+            result.update(machine_ceiling(args, corpus))
         if not args.no_dask:
             result.update(dask_like_with_like(args, work, corpus, params, flow_kg, t_flow, t_load, len(docs)))
     print(json.dumps(result))

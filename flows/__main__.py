@@ -6,6 +6,7 @@ import argparse
 import json
 
 from flows.scale_out import run_flow_once
+from pipeline.ingest.settings import DEFAULT_BATCH_CHARS
 
 
 def main() -> None:
@@ -14,6 +15,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--html", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-chars", type=int, default=DEFAULT_BATCH_CHARS)
     parser.add_argument("--dask-workers", type=int, default=0, help="run extraction on a LocalCluster of N workers")
     parser.add_argument("--dask-address", default=None, help="run extraction on this Dask scheduler")
     args = parser.parse_args()
@@ -22,6 +24,7 @@ def main() -> None:
         out=args.out,
         html=args.html,
         batch_size=args.batch_size,
+        batch_chars=args.batch_chars,
         dask_address=args.dask_address,
         dask_workers=args.dask_workers,
     )

@@ -37,7 +37,14 @@ from flows.neo4j_tasks import NEO4J_RETRIES, NEO4J_RETRY_DELAY_S, FlowNeo4jSink,
 from flows.options import TASK_OPTIONS
 from pipeline.errors import QkgraphError
 from pipeline.ingest.run import run_ingest
-from pipeline.ingest.settings import DEFAULT_OUT, DEFAULT_THRESHOLD, DEFAULT_TOP_K, IngestSettings, parse_layers
+from pipeline.ingest.settings import (
+    DEFAULT_BATCH_CHARS,
+    DEFAULT_OUT,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TOP_K,
+    IngestSettings,
+    parse_layers,
+)
 from pipeline.model.defaults import DEFAULT_MODEL
 from pipeline.sinks.base import Sink
 from pipeline.sinks.files import FileSink
@@ -79,6 +86,7 @@ def ingest_flow(
     top_k: int = DEFAULT_TOP_K,
     threshold: float = DEFAULT_THRESHOLD,
     batch_size: int = 32,
+    batch_chars: int | None = DEFAULT_BATCH_CHARS,
     neo4j_uri: str | None = None,
     neo4j_user: str | None = None,
     neo4j_database: str | None = None,
@@ -99,7 +107,11 @@ def ingest_flow(
         html: also write the interactive HTML view here.
         model, relation_types, layers, top_k, threshold: extractor settings (relation_types "typed"
             or "subspaces"; "all", "0,2,4" or "1-3" for layers; see IngestSettings).
-        batch_size: documents per analyse-batch task (and per upsert-neo4j task).
+        batch_size: documents per upsert-neo4j task, and at most this many cache misses per
+            analyse-batch task.
+        batch_chars: an analyse-batch task closes once its cache misses hold this many characters
+            (tasks of similar work keep Dask workers evenly busy; see FlowAnalyser); None: tasks of
+            ``batch_size`` misses, whatever their length.
         neo4j_uri, neo4j_user, neo4j_database: override NEO4J_URI / NEO4J_USER / NEO4J_DATABASE.
             Neo4j is written when a URI is given or set in the environment.
         neo4j_password_secret: name of a Prefect Secret block with the password (else NEO4J_PASSWORD).
@@ -116,6 +128,8 @@ def ingest_flow(
     logger = get_run_logger()
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if batch_chars is not None and batch_chars < 1:
+        raise ValueError(f"batch_chars must be at least 1, got {batch_chars}")
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
     settings = IngestSettings(
@@ -126,7 +140,8 @@ def ingest_flow(
     if out is None and not use_neo4j:
         out = DEFAULT_OUT
     cache_store = AnalysisCache(cache_dir or default_cache_dir()) if cache else None
-    analyser = FlowAnalyser(settings, cache_store, batch_size, max_in_flight if _distributed() else 1, logger)
+    window = max_in_flight if _distributed() else 1
+    analyser = FlowAnalyser(settings, cache_store, batch_size, window, logger, batch_chars=batch_chars)
     sinks: list[Sink] = []
     if use_neo4j:
         sinks.append(FlowNeo4jSink(target, neo4j_retries, neo4j_retry_delay_s))

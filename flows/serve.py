@@ -24,6 +24,7 @@ from typing import Any
 
 import typer
 
+from pipeline.ingest.settings import DEFAULT_BATCH_CHARS
 from pipeline.model.defaults import DEFAULT_MODEL
 
 DEFAULT_CRON = "0 2 * * *"
@@ -46,6 +47,7 @@ def ingest_parameters(
     top_k: int = 3,
     threshold: float = 0.7,
     batch_size: int = 32,
+    batch_chars: int = DEFAULT_BATCH_CHARS,
     neo4j_uri: str | None = None,
     neo4j_user: str | None = None,
     neo4j_database: str | None = None,
@@ -63,6 +65,7 @@ def ingest_parameters(
         "top_k": top_k,
         "threshold": threshold,
         "batch_size": batch_size,
+        "batch_chars": batch_chars,
     }
     optional = {
         "out": _absolute(out) if out else None,
@@ -126,6 +129,7 @@ def serve_ingest(
     top_k: int = 3,
     threshold: float = 0.7,
     batch_size: int = 32,
+    batch_chars: int = DEFAULT_BATCH_CHARS,
     cache_dir: str | None = None,
     name: str = DEFAULT_NAME,
     timezone: str | None = None,
@@ -148,6 +152,7 @@ def serve_ingest(
         top_k=top_k,
         threshold=threshold,
         batch_size=batch_size,
+        batch_chars=batch_chars,
         neo4j_uri=neo4j_uri,
         neo4j_user=neo4j_user,
         neo4j_database=neo4j_database,
@@ -174,7 +179,12 @@ def serve_command(
     layers: str = typer.Option("all", help="Layers: all, 0,2,4 or 1-3."),
     top_k: int = typer.Option(3, "--top-k", help="Untyped subspaces per layer (--relation-types subspaces)."),
     threshold: float = typer.Option(0.7, help="Calibrated probability (typed) or attention share threshold (0..1)."),
-    batch_size: int = typer.Option(32, help="Documents per extraction task."),
+    batch_size: int = typer.Option(
+        32, help="Documents per Neo4j write; at most this many new documents per extraction task."
+    ),
+    batch_chars: int = typer.Option(
+        DEFAULT_BATCH_CHARS, help="Characters of new documents per extraction task (even work on Dask workers)."
+    ),
     neo4j_uri: str | None = typer.Option(None, envvar="NEO4J_URI", help="Write to Neo4j (else files only)."),
     neo4j_user: str | None = typer.Option(None, envvar="NEO4J_USER"),
     neo4j_database: str | None = typer.Option(None, envvar="NEO4J_DATABASE"),
@@ -228,6 +238,7 @@ def serve_command(
         top_k=top_k,
         threshold=threshold,
         batch_size=batch_size,
+        batch_chars=batch_chars,
         cache_dir=cache_dir,
         name=name,
         timezone=timezone,

@@ -488,3 +488,36 @@ def test_malloc_is_tuned_for_torch_under_a_dask_nanny_unless_kept(monkeypatch):
     assert tune_malloc() == sys.platform.startswith("linux")
     monkeypatch.setenv(MALLOC_ENV, "keep")
     assert not tune_malloc()
+
+
+def test_analyse_batches_close_at_the_character_budget_or_at_batch_size_misses(tmp_path):
+    """Batches follow the work (characters of cache misses), not the document count; hits ride along."""
+    from flows.analysis import FlowAnalyser
+    from flows.cache import AnalysisCache
+    from pipeline.ingest import IngestSettings
+    from pipeline.types import Document, DocumentAnalysis
+
+    settings = IngestSettings()
+    docs = [Document(f"d{n}", "x" * size, "test") for n, size in enumerate([100, 900, 50, 2000, 10, 10, 10, 10])]
+
+    def batches(analyser: FlowAnalyser) -> list[list[str]]:
+        it, out = iter(docs), []
+        while batch := analyser.next_batch(it)[0]:
+            out.append([d.id for d in batch])
+        return out
+
+    by_chars = FlowAnalyser(settings, None, batch_size=3, window=1, log=None, batch_chars=1000)
+    assert batches(by_chars) == [["d0", "d1"], ["d2", "d3"], ["d4", "d5", "d6"], ["d7"]]
+    by_count = FlowAnalyser(settings, None, batch_size=3, window=1, log=None, batch_chars=None)
+    assert batches(by_count) == [["d0", "d1", "d2"], ["d3", "d4", "d5"], ["d6", "d7"]]
+
+    cache = AnalysisCache(tmp_path / "cache")
+    for d in (docs[1], docs[3]):  # cached: no extraction, so no characters counted
+        cache.put(DocumentAnalysis(d, [(0, len(d.text))], [], []), settings)
+    with_hits = FlowAnalyser(settings, cache, batch_size=3, window=1, log=None, batch_chars=1000)
+    it = iter(docs)
+    batch, hits, misses = with_hits.next_batch(it)
+    assert [d.id for d in batch] == ["d0", "d1", "d2", "d3", "d4"] and [d.id for d in misses] == ["d0", "d2", "d4"]
+    assert [h is not None for h in hits] == [False, True, False, True, False] and with_hits.cached == 2
+    with pytest.raises(ValueError, match="batch_chars"):
+        FlowAnalyser(settings, None, batch_size=3, window=1, log=None, batch_chars=0)

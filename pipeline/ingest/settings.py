@@ -14,6 +14,8 @@ DEFAULT_FACT_THRESHOLD = 0.5
 """Facts shown from this probability on (the product of their arcs' calibrated probabilities; the
 held-out precision it keeps is in docs/evaluation.md, "Facts")."""
 DEFAULT_OUT = "out/graph.graphml"
+DEFAULT_BATCH_CHARS = 8_000
+"""The flows' analyse-batch tasks close once their new documents hold this many characters."""
 RELATION_TYPES = ("typed", "subspaces")
 """``typed``: the model's calibrated dependency relations (the default); ``subspaces``: the untyped
 spread-ranked relational subspaces (``top_k`` per layer), for exploration."""
