@@ -200,7 +200,8 @@ def machine_ceiling(args, corpus: Path) -> dict:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    alone, pair = [], []
+    alone: list[float] = []
+    pair: list[float] = []
     for _ in range(args.rounds):
         for n in (1, args.workers):
             start, done = ctx.Barrier(n + 1), ctx.Queue()
