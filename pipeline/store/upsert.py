@@ -475,9 +475,9 @@ def upsert_batch(
     ``ValueError`` (not raised) and the others are written. The valid ones go in order, in transactions
     of at most ``max_documents`` documents and ``max_rows`` rows (mentions + relation triples + facts; a larger
     single document gets a transaction of its own); each transaction commits all its documents or none.
-    A document stored with the same content hash is skipped ("unchanged"), one stored with another
-    hash is "replaced" exactly, else "added"; the same id twice in a batch is written in order, as by
-    two calls. Relation labels that differ from the stored ones are written with the first transaction.
+    A transaction the server has no memory for is split in halves (see ``_write``). A document stored
+    with the same content hash is skipped ("unchanged"), one stored with another hash is "replaced"
+    exactly, else "added"; the same id twice in a batch is written in order, as by two calls. Relation labels that differ from the stored ones are written with the first transaction.
     ``on_batch``: see ``BatchCallback``.
 
     Raises:
