@@ -1,10 +1,16 @@
 """Where the upsert time goes: round trips, server time (from result summaries) and client time.
 
 Runs ``store.upsert_analyses`` over the first ``--docs`` UD EWT dev documents (bench/neo4j_upsert.py's
-data) on a throwaway embedded Neo4j, wrapping ``neo4j.ManagedTransaction.run`` to count statements and
+data) on a throwaway embedded Neo4j, wrapping the driver's ``TransactionBase.run`` to count statements and
 time each statement from send to its last record (buffered at once), by statement.
 
     .venv/bin/python bench/neo4j_profile.py --docs 80
+    .venv/bin/python bench/neo4j_profile.py --synthetic --heap-mb 1024 --setting db.tx_state.memory_allocation=ON_HEAP
+
+Also reports the CPU seconds of both processes over the upsert (the client's ``time.process_time``,
+the server JVM's from /proc), which a loaded machine does not inflate as it does wall time, and the
+JVM's garbage collection (pauses from its ``-Xlog:gc`` log). The server runs with the bench's
+settings (``bench/neo4j_upsert.py``: ``store.BULK_WRITE_SETTINGS``) unless ``--default-settings``.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import secrets
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,18 +29,37 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-import neo4j  # noqa: E402
-from neo4j_upsert import EWT_DEV, EWT_LABELS, ewt_analyses, synthetic_analyses  # noqa: E402
+from neo4j_upsert import BENCH_SERVER, EWT_DEV, EWT_LABELS, ewt_analyses, synthetic_analyses  # noqa: E402
 
 from pipeline import store  # noqa: E402
 from pipeline.store.dev_server import Neo4jDevServer  # noqa: E402
 from pipeline.store.settings import Neo4jSettings  # noqa: E402
 
 
+def jvm_cpu_s(server: Neo4jDevServer) -> float:
+    """User + system CPU seconds of the server's JVM so far (Linux /proc)."""
+    assert server.process is not None
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gc_pauses(log: Path) -> tuple[int, float]:
+    """(pauses, milliseconds) in a JVM ``-Xlog:gc`` log so far."""
+    text = log.read_text() if log.exists() else ""
+    times = [float(m) for m in re.findall(r"Pause.* ([0-9.]+)ms$", text, flags=re.MULTILINE)]
+    return len(times), sum(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=80)
     parser.add_argument("--synthetic", action="store_true", help="the bench's synthetic 100k-relation corpus instead")
+    parser.add_argument("--heap-mb", type=int, default=None, help="server heap (default: the bench's)")
+    parser.add_argument("--pagecache-mb", type=int, default=None, help="server page cache (default: the bench's)")
+    parser.add_argument("--setting", action="append", default=[], help="NAME=VALUE, a Neo4j setting (repeatable)")
+    parser.add_argument("--jvm", action="append", default=[], help="a JVM option for the server (repeatable)")
+    parser.add_argument("--max-rows", type=int, default=store.DEFAULT_MAX_ROWS, help="rows per transaction at most")
+    parser.add_argument("--default-settings", action="store_true", help="without the bench's server settings")
     args = parser.parse_args()
     if args.synthetic:
         docs = synthetic_analyses(seed=1234, target_relations=100_000, n_docs=30)
@@ -42,7 +69,9 @@ def main() -> None:
         docs = ewt_analyses(EWT_DEV)[: args.docs + 1]
         labels = EWT_LABELS
     stats: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
-    real_run = neo4j.ManagedTransaction.run
+    from neo4j._sync.work.transaction import TransactionBase
+
+    real_run = TransactionBase.run
 
     def counting_run(self, query, parameters=None, **kw):  # type: ignore[no-untyped-def]
         t = time.perf_counter()
@@ -59,8 +88,6 @@ def main() -> None:
 
     server_ms = [0.0]
     commit_ms = [0.0, 0]
-    from neo4j._sync.work.transaction import TransactionBase
-
     real_commit = TransactionBase._commit
 
     def timed_commit(self):  # type: ignore[no-untyped-def]
@@ -72,14 +99,27 @@ def main() -> None:
             commit_ms[1] += 1
 
     password = secrets.token_urlsafe(16)
-    with Neo4jDevServer(heap_mb=1024, pagecache_mb=512, password=password) as server:
+    server_settings = {} if args.default_settings else dict(BENCH_SERVER["settings"])
+    server_settings.update(s.split("=", 1) for s in args.setting)  # type: ignore[arg-type]
+    gc_log = Path(tempfile.mkdtemp(prefix="qkgraph-gc-")) / "gc.log"
+    dev = Neo4jDevServer(
+        heap_mb=args.heap_mb or BENCH_SERVER["heap_mb"],
+        pagecache_mb=args.pagecache_mb or BENCH_SERVER["pagecache_mb"],
+        password=password,
+        settings=server_settings,
+        jvm_args=[*([] if args.default_settings else BENCH_SERVER["jvm_args"]), *args.jvm, f"-Xlog:gc:file={gc_log}"],
+    )
+    print(
+        f"server: heap {dev.heap_mb} MiB, page cache {dev.pagecache_mb} MiB, settings {server_settings}, jvm {dev.jvm_args}"
+    )
+    with dev as server:
         settings = Neo4jSettings(uri=server.uri, user="neo4j", password=password)
         driver = store.connect(settings, timeout_s=30.0)
         db = settings.database
         store.ensure_schema(driver, db)
         store.upsert_analyses(driver, db, docs[:10], relation_labels=labels)  # warm-up: plans cached
         store.clear_database(driver, db)
-        neo4j.ManagedTransaction.run = counting_run  # type: ignore[method-assign]
+        TransactionBase.run = counting_run  # type: ignore[method-assign]
         TransactionBase._commit = timed_commit  # type: ignore[method-assign]
         t0 = time.perf_counter()
         from pipeline.store.rows import (
@@ -97,16 +137,23 @@ def main() -> None:
         for r in built:
             mention_rows(r), evidence_rows(r), fact_evidence_rows(r)
         t_rows = time.perf_counter() - t0
+        gc_before = gc_pauses(gc_log)
+        jvm_before, cpu_before = jvm_cpu_s(server), time.process_time()
         t0 = time.perf_counter()
-        result = store.upsert_analyses(driver, db, docs[: args.docs], relation_labels=labels)
+        result = store.upsert_analyses(driver, db, docs[: args.docs], relation_labels=labels, max_rows=args.max_rows)
         wall = time.perf_counter() - t0
-        neo4j.ManagedTransaction.run = real_run  # type: ignore[method-assign]
+        jvm_cpu, client_cpu = jvm_cpu_s(server) - jvm_before, time.process_time() - cpu_before
+        gc_n, gc_ms = (a - b for a, b in zip(gc_pauses(gc_log), gc_before, strict=True))
+        TransactionBase.run = real_run  # type: ignore[method-assign]
         TransactionBase._commit = real_commit  # type: ignore[method-assign]
         rels = driver.execute_query("MATCH ()-[r]->() RETURN count(r) AS n", database_=db).records[0]["n"]
         calls = sum(int(v[0]) for v in stats.values())
         print(f"load average {os.getloadavg()}")
         corpus = "synthetic" if args.synthetic else "EWT"
         print(f"{args.docs} {corpus} docs {result}: {wall:.2f} s wall, {rels} relationships, {rels / wall:.0f} rels/s")
+        print(
+            f"CPU over the upsert: client {client_cpu:.2f} s, server JVM {jvm_cpu:.2f} s; GC pauses {gc_n}, {gc_ms / 1000:.2f} s"
+        )
         print(f"statements: {calls} ({calls / args.docs:.1f} round trips per document)")
         print(f"statement time (send + server + receive, summed): {server_ms[0] / 1000:.2f} s")
         print(f"client-side rows (validate + pack lists, no driver): {t_rows:.2f} s")

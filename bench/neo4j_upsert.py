@@ -42,11 +42,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline import store  # noqa: E402
+from pipeline.store.dev_server import BULK_WRITE_HEAP_MB, BULK_WRITE_JVM_ARGS, BULK_WRITE_PAGECACHE_MB  # noqa: E402
 from pipeline.store.settings import Neo4jSettings  # noqa: E402
 from pipeline.text.conllu import read_conllu_documents  # noqa: E402
 from pipeline.types import Document, DocumentAnalysis, Span, SpanRelation  # noqa: E402
 
 EWT_DEV = REPO_ROOT.parent / "shared/data/ud_english_ewt/en_ewt-ud-dev.conllu"
+
+#: The throwaway server's configuration (see docs/neo4j.md, "Server settings for bulk writes").
+BENCH_SERVER: dict = {
+    "heap_mb": BULK_WRITE_HEAP_MB,
+    "pagecache_mb": BULK_WRITE_PAGECACHE_MB,
+    "settings": {},
+    "jvm_args": list(BULK_WRITE_JVM_ARGS),
+}
 
 #: SYNTHETIC relation types for the EWT bench: one made-up id per dependency relation (base deprel).
 DEPREL_TYPES = {
@@ -273,9 +282,12 @@ def main() -> None:
             from pipeline.store.dev_server import Neo4jDevServer
 
             password = secrets.token_urlsafe(16)
-            server = stack.enter_context(Neo4jDevServer(heap_mb=1024, pagecache_mb=512, password=password))
+            server = stack.enter_context(Neo4jDevServer(password=password, **BENCH_SERVER))
             settings = Neo4jSettings(uri=server.uri, user="neo4j", password=password)
-            where = f"throwaway Neo4j dev server (started in {server.startup_seconds:.0f} s, heap 1 GiB, page cache 512 MiB)"
+            where = (
+                f"throwaway Neo4j dev server (started in {server.startup_seconds:.0f} s, heap {server.heap_mb} MiB, "
+                f"page cache {server.pagecache_mb} MiB, JVM {' '.join(server.jvm_args)}, settings {server.settings})"
+            )
         else:
             where = f"{settings.uri} database {settings.database!r}"
         driver = store.connect(settings, timeout_s=30.0)  # before any work: a bad setting costs nothing

@@ -1246,3 +1246,56 @@ def test_random_documents_with_facts_and_replacements_match_the_knowledge_graph(
     assert kg.summary()["facts"] > 5
     assert_matches_kg(driver, database, kg)
     assert_same_kg(kg, store.read_graph(driver, database, max_evidence=2))
+
+
+# ── a server without the memory for a whole batch ────────────────────────────────────────────────
+
+
+def test_a_batch_the_server_has_no_transaction_memory_for_is_split_and_written_exactly() -> None:
+    """On a server whose per-transaction memory (``db.memory.transaction.max``, set through the dev
+    server's ``settings``) holds a few documents but not the batch, the memory error is not retried
+    as is: the batch is written as smaller transactions, in order, with the results and the store of
+    one big transaction; a single document that does not fit raises the server's error, writing nothing."""
+    import neo4j
+    from conftest import TEST_PASSWORD
+
+    from pipeline.store.dev_server import Neo4jDevServer
+    from pipeline.store.settings import Neo4jSettings
+
+    rng = random.Random(31)
+    vocab = [f"w{i}" for i in range(300)] + ["Marie", "Pierre", "Paris", "Nobel"]
+    types = ["L0H1k2", "L2H8k12", "nsubj"]
+    batch = [_random_analysis(rng, f"m{i:03d}", vocab, types) for i in range(200)]
+    batch[100:100] = [batch[3]]  # an unchanged rerun inside the batch (and so two transactions at least)
+    settings = {"db.memory.transaction.max": "4m"}
+    with Neo4jDevServer(heap_mb=512, pagecache_mb=64, password=TEST_PASSWORD, settings=settings) as server:
+        driver = store.connect(Neo4jSettings(uri=server.uri, user="neo4j", password=TEST_PASSWORD))
+        try:
+            database = "neo4j"
+            limit = q(driver, database, "SHOW SETTINGS YIELD name, value WHERE name = 'db.memory.transaction.max'")
+            assert limit == [{"name": "db.memory.transaction.max", "value": "4.00MiB"}]
+            spans: list[int] = []
+            results = store.upsert_batch(
+                driver, database, batch, on_batch=lambda s, n: spans.append(n) if s == "SPANS" else None
+            )
+            kg = KnowledgeGraph()
+            assert results == [kg.add_analysis(a) for a in batch]
+            assert results.count("unchanged") == 1
+            assert len(spans) > 2  # each group was tried whole, then in halves (and smaller)
+            assert_matches_kg(driver, database, kg)
+            assert_same_kg(kg, store.read_graph(driver, database))
+            assert store.upsert_batch(driver, database, batch) == ["unchanged"] * len(batch)
+
+            before = dump(driver, database)
+            huge = build(
+                "huge",
+                [" ".join(f"w{i}" for i in range(j, j + 40)) + "." for j in range(0, 4000, 40)],
+                [(f"word:w{i}", f"w{i}", i // 40, 0) for i in range(4000)],
+                [(i, i + 1, "L0H1k2", 0.5) for i in range(0, 3999, 2) if i // 40 == (i + 1) // 40],
+            )
+            with pytest.raises(neo4j.exceptions.TransientError) as raised:
+                store.upsert_batch(driver, database, [huge])
+            assert raised.value.code.endswith("MemoryPoolOutOfMemoryError")
+            assert dump(driver, database) == before
+        finally:
+            driver.close()

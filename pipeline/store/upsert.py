@@ -32,8 +32,12 @@ triple and fact a document touches, with
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
 
 import neo4j
 
@@ -80,7 +84,13 @@ __all__ = [
     "upsert_graph",
 ]
 
+log = logging.getLogger(__name__)
+
 UpsertResult = Literal["added", "unchanged", "replaced"]
+
+#: A transaction the store's statements run in: a managed one (``execute_write``) or the explicit one
+#: of ``_execute_write``.
+Tx = neo4j.ManagedTransaction | neo4j.Transaction
 
 #: Called after every UNWIND batch with the statement's name (a ``pipeline.store.queries`` constant
 #: name, e.g. "EVIDENCE") and the batch's row count, inside the document's transaction. Use it for
@@ -92,16 +102,19 @@ BatchCallback = Callable[[str, int], None]
 DEFAULT_BATCH_SIZE = 1000
 
 #: Documents per transaction at most (``upsert_batch``/``upsert_analyses``/``upsert_graph``), and rows
-#: (mentions + relation triples) per transaction at most; a single larger document gets its own.
-#: Chosen with bench/neo4j_upsert.py (see docs/neo4j.md).
+#: (mentions + relation triples + facts) per transaction at most; a single larger document gets its
+#: own. Chosen with bench/neo4j_upsert.py (see docs/neo4j.md): bigger transactions leave less to
+#: recompute and merge (a span or triple is shared with an earlier transaction less often). A
+#: transaction of 200,000 rows needs ~2 GiB of the server's transaction memory; a server with less
+#: answers with a memory error and the transaction is split (see ``_write``).
 DEFAULT_MAX_DOCUMENTS = 500
-DEFAULT_MAX_ROWS = 50_000
+DEFAULT_MAX_ROWS = 200_000
 
 
 class _Batcher:
     """Runs one statement over rows in UNWIND batches inside a managed transaction."""
 
-    def __init__(self, tx: neo4j.ManagedTransaction, batch_size: int, on_batch: BatchCallback | None) -> None:
+    def __init__(self, tx: Tx, batch_size: int, on_batch: BatchCallback | None) -> None:
         self.tx = tx
         self.batch_size = batch_size
         self.on_batch = on_batch
@@ -118,13 +131,32 @@ class _Batcher:
         return out
 
 
+class _Ahead:
+    """Builds a transaction's statement rows in a background thread, in the order the statements need
+    them, so that the Python work for the next statement overlaps the server's work on the current
+    one (the driver releases the GIL while it waits on the socket). Rows only, from the validated
+    documents: nothing here talks to the server, so the transaction's contents are what they would be
+    without it."""
+
+    def __init__(self, steps: dict[str, Callable[[], Any]]) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="qkgraph-rows")
+        self._futures: dict[str, Future[Any]] = {name: self._pool.submit(fn) for name, fn in steps.items()}
+
+    def get(self, name: str) -> Any:
+        """The rows of step ``name`` (waits for them; re-raises what building them raised)."""
+        return self._futures[name].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _check_batch_size(batch_size: int) -> int:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return batch_size
 
 
-def _apply_labels(tx: neo4j.ManagedTransaction, labels: dict[str, str], batcher: _Batcher) -> None:
+def _apply_labels(tx: Tx, labels: dict[str, str], batcher: _Batcher) -> None:
     """Write relation labels that differ from the stored ones (so an unchanged rerun writes nothing)."""
     if not labels:
         return
@@ -143,7 +175,7 @@ def _apply_labels(tx: neo4j.ManagedTransaction, labels: dict[str, str], batcher:
 Triple = tuple[str, str, str]
 
 
-def _remove_contribution(tx: neo4j.ManagedTransaction, doc_ids: list[str]) -> tuple[set[str], set[Triple], set[Triple]]:
+def _remove_contribution(tx: Tx, doc_ids: list[str]) -> tuple[set[str], set[Triple], set[Triple]]:
     """Delete documents' mentions, evidence, fact evidence and sentences; return the span keys, relation
     triples and facts they touched."""
     if not doc_ids:
@@ -197,7 +229,7 @@ def _recompute(
 
 
 def _batch_tx(
-    tx: neo4j.ManagedTransaction,
+    tx: Tx,
     batch: list[DocumentRows],
     labels: dict[str, str],
     batch_size: int,
@@ -231,37 +263,50 @@ def _batch_tx(
         next_seq += 1
     if not write:
         return results
-    old_keys, old_pairs, old_facts = _remove_contribution(tx, replaced)
-
-    # Nodes first, then the relationships between them, then the aggregates.
-    tx.run(
-        queries.DOCS_WRITE,
-        rows=[
-            {
-                "id": rows.doc_id,
-                "content_hash": rows.contribution.content_hash,
-                "source": rows.source,
-                "settings": settings_json(rows),
-                "seq": seq,
-            }
-            for rows, seq in write
-        ],
-    ).consume()
-    matched = {r["key"] for r in batcher.run("SPANS", span_rows(write))}  # spans that existed
     docs = [rows for rows, _ in write]
-    sentences = [[r.doc_id, i, t] for r in docs for i, t in sorted(r.contribution.sentences.items())]
-    batcher.run("SENTENCES", sentences)
-    batcher.run("MENTIONS", [row for r in docs for row in mention_rows(r)])
-    batcher.run("EVIDENCE", [row for r in docs for row in evidence_rows(r)])
-    relates = relates_new_rows(docs)
-    batcher.run("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
-    both_old = [r for r in relates if r[0] in matched and r[1] in matched]
-    shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
-    batcher.run("FACT_EVIDENCE", [row for r in docs for row in fact_evidence_rows(r)])
-    facts = facts_new_rows(docs)
-    batcher.run("FACTS_CREATE", [f for f in facts if f["s"] not in matched or f["o"] not in matched])
-    facts_both_old = [f for f in facts if f["s"] in matched and f["o"] in matched]
-    shared_facts = {(r["s"], r["o"], r["p"]) for r in batcher.run("FACTS_NEW", facts_both_old)}
+    ahead = _Ahead(
+        {
+            "SPANS": lambda: span_rows(write),
+            "SENTENCES": lambda: [[r.doc_id, i, t] for r in docs for i, t in sorted(r.contribution.sentences.items())],
+            "MENTIONS": lambda: [row for r in docs for row in mention_rows(r)],
+            "EVIDENCE": lambda: [row for r in docs for row in evidence_rows(r)],
+            "RELATES": lambda: relates_new_rows(docs),
+            "FACT_EVIDENCE": lambda: [row for r in docs for row in fact_evidence_rows(r)],
+            "FACTS": lambda: facts_new_rows(docs),
+        }
+    )
+    try:
+        old_keys, old_pairs, old_facts = _remove_contribution(tx, replaced)
+
+        # Nodes first, then the relationships between them, then the aggregates.
+        tx.run(
+            queries.DOCS_WRITE,
+            rows=[
+                {
+                    "id": rows.doc_id,
+                    "content_hash": rows.contribution.content_hash,
+                    "source": rows.source,
+                    "settings": settings_json(rows),
+                    "seq": seq,
+                }
+                for rows, seq in write
+            ],
+        ).consume()
+        matched = {r["key"] for r in batcher.run("SPANS", ahead.get("SPANS"))}  # spans that existed
+        batcher.run("SENTENCES", ahead.get("SENTENCES"))
+        batcher.run("MENTIONS", ahead.get("MENTIONS"))
+        batcher.run("EVIDENCE", ahead.get("EVIDENCE"))
+        relates = ahead.get("RELATES")
+        batcher.run("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
+        both_old = [r for r in relates if r[0] in matched and r[1] in matched]
+        shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
+        batcher.run("FACT_EVIDENCE", ahead.get("FACT_EVIDENCE"))
+        facts = ahead.get("FACTS")
+        batcher.run("FACTS_CREATE", [f for f in facts if f["s"] not in matched or f["o"] not in matched])
+        facts_both_old = [f for f in facts if f["s"] in matched and f["o"] in matched]
+        shared_facts = {(r["s"], r["o"], r["p"]) for r in batcher.run("FACTS_NEW", facts_both_old)}
+    finally:
+        ahead.close()
     # Recompute what other documents share or what the old versions touched; the rest is final already.
     new_keys = {k for r in docs for k in r.contribution.nodes}
     _recompute(
@@ -286,6 +331,12 @@ def _delete_tx(tx: neo4j.ManagedTransaction, doc_id: str, batch_size: int, on_ba
 # ── public API ───────────────────────────────────────────────────────────────────────────────────
 
 
+def _size(rows: DocumentRows) -> int:
+    """A document's rows as ``max_rows`` counts them: mentioned span keys, relation triples, facts."""
+    c = rows.contribution
+    return len(c.nodes) + len(c.edges) + len(c.facts)
+
+
 def _groups(batch: Sequence[DocumentRows], max_documents: int, max_rows: int) -> Iterable[list[DocumentRows]]:
     """Split into transactions: at most max_documents documents and (but at least one document)
     max_rows rows each, and a new one whenever a document id repeats (its later version is written
@@ -294,7 +345,7 @@ def _groups(batch: Sequence[DocumentRows], max_documents: int, max_rows: int) ->
     ids: set[str] = set()
     rows = 0
     for r in batch:
-        size = len(r.contribution.nodes) + len(r.contribution.edges) + len(r.contribution.facts)
+        size = _size(r)
         if group and (r.doc_id in ids or len(group) >= max_documents or rows + size > max_rows):
             yield group
             group, ids, rows = [], set(), 0
@@ -312,6 +363,62 @@ def _check_limits(batch_size: int, max_documents: int, max_rows: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+#: The server's codes for a transaction that outgrew its memory (``db.memory.transaction.max``, the
+#: pool ``db.memory.transaction.total.max``, off-heap transaction state, the heap itself).
+MEMORY_ERROR_CODES = frozenset(
+    f"Neo.TransientError.General.{name}"
+    for name in (
+        "TransactionMemoryLimit",
+        "MemoryPoolOutOfMemoryError",
+        "TransactionOutOfMemoryError",
+        "OutOfMemoryError",
+    )
+)
+
+
+class _TransactionTooLarge(Exception):
+    """Raised inside a transaction function for a memory error of the server, so that the driver rolls
+    the transaction back without retrying the same (too large) transaction; ``_write`` splits it."""
+
+    def __init__(self, error: neo4j.exceptions.Neo4jError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+_R = TypeVar("_R")
+
+#: Retries of ``_execute_write``, as the driver's defaults for ``execute_write``: for up to 30 s after
+#: the first failure, waits from 1 s doubling, +-20%.
+RETRY_S = 30.0
+
+
+def _execute_write(s: neo4j.Session, work: Callable[..., _R], *args: Any) -> _R:
+    """``s.execute_write(work, *args)``, the same retries of transient errors (deadlocks between
+    writers, a lost connection), except a memory error of the server, raised by a statement or by the
+    commit: that one is not retried (the same transaction would not fit again) but raised as
+    ``_TransactionTooLarge``. The transaction commits after ``work`` returns, or is rolled back."""
+    delay, first_failure = 1.0, None
+    while True:
+        try:
+            with s.begin_transaction() as tx:
+                result = work(tx, *args)
+                tx.commit()
+            return result
+        except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
+            if isinstance(exc, neo4j.exceptions.Neo4jError) and exc.code in MEMORY_ERROR_CODES:
+                raise _TransactionTooLarge(exc) from exc
+            if not exc.is_retryable():
+                raise
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            if now - first_failure > RETRY_S:
+                raise
+            wait = delay * random.uniform(0.8, 1.2)
+            log.warning("transaction failed and will be retried in %.1f s (%s)", wait, exc)
+            time.sleep(wait)
+            delay *= 2
+
+
 def _write(
     driver: neo4j.Driver,
     database: str,
@@ -322,11 +429,29 @@ def _write(
     max_documents: int,
     max_rows: int,
 ) -> list[UpsertResult]:
-    """Write validated documents, one managed transaction per group; results in order."""
+    """Write validated documents, one managed transaction per group; results in order.
+
+    A group the server has no transaction memory for (a memory error, raised before anything of it is
+    committed) is split in two halves, each its own transaction, in order, and the rest of the call
+    keeps to the smaller size; a single document that does not fit raises the server's error.
+    """
     results: list[UpsertResult] = []
+    pending = list(_groups(batch, max_documents, max_rows))[::-1]  # a stack: the next group last
     with session(driver, database) as s:
-        for group in _groups(batch, max_documents, max_rows):
-            results.extend(s.execute_write(_batch_tx, group, labels, batch_size, on_batch))
+        while pending:
+            group = pending.pop()
+            try:
+                results.extend(_execute_write(s, _batch_tx, group, labels, batch_size, on_batch))
+            except _TransactionTooLarge as exc:
+                if len(group) == 1:
+                    raise exc.error from None
+                # Nothing of the group was committed: write it again as two transactions, and regroup
+                # what follows at the size that is known to fit.
+                half = len(group) // 2
+                rest = [r for g in reversed(pending) for r in g]
+                max_rows = max(1, sum(_size(r) for r in group[:half]))
+                pending = [*list(_groups(rest, max_documents, max_rows))[::-1], group[half:], group[:half]]
+                continue
             labels = {}  # written (or found equal) with the first group
     if labels:  # no document at all: still store the labels
         set_relation_labels(driver, database, labels)
@@ -350,9 +475,9 @@ def upsert_batch(
     ``ValueError`` (not raised) and the others are written. The valid ones go in order, in transactions
     of at most ``max_documents`` documents and ``max_rows`` rows (mentions + relation triples + facts; a larger
     single document gets a transaction of its own); each transaction commits all its documents or none.
-    A document stored with the same content hash is skipped ("unchanged"), one stored with another
-    hash is "replaced" exactly, else "added"; the same id twice in a batch is written in order, as by
-    two calls. Relation labels that differ from the stored ones are written with the first transaction.
+    A transaction the server has no memory for is split in halves (see ``_write``). A document stored
+    with the same content hash is skipped ("unchanged"), one stored with another hash is "replaced"
+    exactly, else "added"; the same id twice in a batch is written in order, as by two calls. Relation labels that differ from the stored ones are written with the first transaction.
     ``on_batch``: see ``BatchCallback``.
 
     Raises:

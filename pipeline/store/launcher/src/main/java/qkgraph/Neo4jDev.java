@@ -6,6 +6,7 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
@@ -29,8 +30,9 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
  * Neo4j Browser jar on the classpath the server then serves Browser at /browser/), --home DIR (a
  * new or empty directory becomes a store marked as ours; a directory we marked before is reused, so
  * the graph survives a restart; without it a fresh temporary store), --pagecache SIZE_MB (default
- * 64), --auth (enable auth; user neo4j's password then comes from NEO4J_DEV_PASSWORD),
- * --exit-on-stdin-close.
+ * 64), --setting NAME=VALUE (any Neo4j setting, repeatable; an unknown name or bad value fails the
+ * start, as Neo4j validates them strictly), --auth (enable auth; user neo4j's password then comes from
+ * NEO4J_DEV_PASSWORD), --exit-on-stdin-close.
  */
 public final class Neo4jDev {
 
@@ -46,6 +48,7 @@ public final class Neo4jDev {
         long pageCacheMb = 64;
         boolean auth = false;
         boolean exitOnStdinClose = false;
+        Map<String, String> settings = new LinkedHashMap<>();
         try {
             for (int i = 0; i < args.length; i++) {
                 switch (args[i]) {
@@ -53,6 +56,14 @@ public final class Neo4jDev {
                     case "--http-port" -> httpPort = Integer.parseInt(value(args, ++i));
                     case "--home" -> home = Path.of(value(args, ++i));
                     case "--pagecache" -> pageCacheMb = Long.parseLong(value(args, ++i));
+                    case "--setting" -> {
+                        String setting = value(args, ++i);
+                        int eq = setting.indexOf('=');
+                        if (eq < 1) {
+                            fail("--setting needs NAME=VALUE (got " + setting + ")");
+                        }
+                        settings.put(setting.substring(0, eq).strip(), setting.substring(eq + 1).strip());
+                    }
                     case "--auth" -> auth = true;
                     case "--exit-on-stdin-close" -> exitOnStdinClose = true;
                     default -> fail("unknown argument: " + args[i]);
@@ -89,6 +100,15 @@ public final class Neo4jDev {
                     .setConfig(HttpConnector.enabled, httpPort != -1)
                     .setConfig(GraphDatabaseSettings.auth_enabled, auth)
                     .setConfig(GraphDatabaseSettings.pagecache_memory, pageCacheMb * 1024L * 1024L);
+            if (!settings.isEmpty()) {
+                // The builder takes settings by name only from a neo4j.conf-style file (validated strictly).
+                Path conf = Files.createTempFile("qkgraph-neo4j-", ".conf");
+                StringBuilder lines = new StringBuilder();
+                settings.forEach((k, v) -> lines.append(k).append('=').append(v).append('\n'));
+                Files.writeString(conf, lines);
+                builder.loadPropertiesFromFile(conf);
+                conf.toFile().deleteOnExit();
+            }
             if (httpPort != -1) {
                 builder.setConfig(HttpConnector.listen_address, new SocketAddress("127.0.0.1", httpPort))
                         .setConfig(HttpConnector.advertised_address, new SocketAddress("127.0.0.1", httpPort));
