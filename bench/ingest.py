@@ -12,7 +12,9 @@ best of ``--repeats``:
     (typed relation scores on the captured residuals), graph (KnowledgeGraph.add_analysis) and the
     rest (spaCy, tokenization, windows, facts).
 
-ratio_full_forward = ingest / (spaCy + forward); ratio_doc_order = the same against a forward batched
+ratio_full_forward = ingest / (spaCy + forward); ratio_cpu the same in this process's CPU time (best of
+``--repeats`` per side; with ``--threads 1`` less sensitive to other load on a shared machine than wall
+time); ratio_doc_order = the same against a forward batched
 as the pipeline used to batch (16 windows in document order, padded to the longest), for comparison
 with figures measured before length grouping. Peak RSS of the streaming pipeline (analyses discarded
 as they come, as a server run does after upserting) is measured in child processes for 1x and
@@ -20,7 +22,7 @@ as they come, as a server run does after upserting) is measured in child process
 
     .venv/bin/python bench/ingest.py [--copies 10] [--repeats 3] [--threads 1]
     .venv/bin/python bench/ingest.py --model smollm2 --documents 40 --copies 10
-Ends with one JSON line: ratio_full_forward, rss_ratio_10x, ratio_doc_order, seconds per part.
+Ends with one JSON line: ratio_full_forward, rss_ratio_10x, ratio_doc_order, ratio_cpu, seconds per part.
 """
 
 from __future__ import annotations
@@ -125,17 +127,18 @@ def _reference_batches(models, docs, sentences, rex):
     return grouped, doc_order
 
 
-def _forward(model, batches) -> float:
+def _forward(model, batches) -> tuple[float, float]:
+    """(wall, CPU) seconds of the bare forward over these batches."""
     import torch
 
     from pipeline.relations.words import pad_rows
 
     padded = [pad_rows(b) for b in batches]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         for ids, mask in padded:
             model(input_ids=ids, attention_mask=mask)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -187,23 +190,27 @@ def main() -> None:
 
     for _ in range(args.repeats):
         # reference side
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _doc in models.nlp.pipe((d.text for d in docs), batch_size=16):
             pass
         keep("spacy", time.perf_counter() - t0)
-        keep("forward", _forward(model, grouped))
-        keep("forward_doc_order", _forward(model, doc_order))
+        keep("spacy_cpu", time.process_time() - c0)
+        wall, cpu = _forward(model, grouped)
+        keep("forward", wall)
+        keep("forward_cpu", cpu)
+        keep("forward_doc_order", _forward(model, doc_order)[0])
         # ingest side
         capture.seconds = scoring.seconds = 0.0
         graph_s = 0.0
         kg = KnowledgeGraph()
         stats = RelationStats()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for analysis in analyze_documents(docs, models, stats):
             g0 = time.perf_counter()
             kg.add_analysis(analysis)
             graph_s += time.perf_counter() - g0
         total = time.perf_counter() - t0
+        keep("ingest_cpu", time.process_time() - c0)
         if total < best.get("ingest", float("inf")):
             parts = {
                 "forward": capture.seconds,
@@ -234,6 +241,7 @@ def main() -> None:
     ingest, spacy, forward, forward_doc = best["ingest"], best["spacy"], best["forward"], best["forward_doc_order"]
     ratio = ingest / (spacy + forward)
     ratio_doc = ingest / (spacy + forward_doc)
+    ratio_cpu = best["ingest_cpu"] / (best["spacy_cpu"] + best["forward_cpu"])
     n_layers = models.extractor.adapter.n_layers
     deepest = max([t.layer for t in models.subspaces] + [getattr(t, "gate_layer", t.layer) for t in models.subspaces])
     print(
@@ -263,6 +271,10 @@ def main() -> None:
     )
     print(f"ratio_full_forward ingest/(spaCy + forward): {ratio:.3f}   (against doc-order batches: {ratio_doc:.3f})")
     print(
+        f"in CPU time (this process, less sensitive to other load on the machine): ingest {best['ingest_cpu']:.2f} s, "
+        f"spaCy {best['spacy_cpu']:.2f} s + forward {best['forward_cpu']:.2f} s; ratio_cpu {ratio_cpu:.3f}"
+    )
+    print(
         f"graph: {summary['nodes']} nodes, {summary['edges']} edges, {stats.relations} relation evidences, {stats.facts} facts"
     )
     if rss:
@@ -278,6 +290,7 @@ def main() -> None:
                 "ratio_full_forward": round(ratio, 3),
                 "rss_ratio_10x": round(rss[args.copies] / rss[1], 3) if rss else None,
                 "ratio_doc_order": round(ratio_doc, 3),
+                "ratio_cpu": round(ratio_cpu, 3),
                 "docs_per_s": round(len(docs) / ingest, 2),
                 "spacy_s": round(spacy, 2),
                 "forward_s": round(forward, 2),

@@ -62,3 +62,30 @@ def test_smollm2_typed_relations_give_head_to_dependent_span_edges(smollm2):
         assert spans[r.source].sent_index == spans[r.target].sent_index == r.sent_index
         found.add((spans[r.source].text, r.relation, spans[r.target].text))
     assert ("builds", "nsubj", "The company") in found or ("signed", "nsubj", "Priya Raman") in found, found
+
+
+def test_smollm2_score_words_equals_the_per_unit_reference(smollm2):
+    """The batched score_words on SmolLM2 (RoPE: truncated units as rotated products, assembled ones
+    through their position-only component products) against the per-unit reference."""
+    from test_typed_relations import SENTENCES, _assert_same_scores, _sentence_batch
+
+    from pipeline.model.activations import capture
+    from pipeline.model.extractor import KnowledgeGraphExtractor
+    from pipeline.model.units import HeadFactors, model_mask
+    from pipeline.relations.typed import score_words, score_words_reference
+    from pipeline.relations.words import prefix_token, word_batch
+
+    ex = KnowledgeGraphExtractor(smollm2.model, smollm2.tokenizer, typed_relations="smollm2")
+    assert ex.typed_relations is not None
+    typed = list(ex.typed_relations.relations.values())
+    ids, mask, members = _sentence_batch(smollm2.tokenizer, SENTENCES, prefix_token(smollm2.tokenizer, True))
+    wb = word_batch(ids, mask, members, True)
+    layers = sorted({t.layer for t in typed} | {t.gate_layer for t in typed})
+    acts = capture(ex.adapter, wb.ids, wb.mask, layers=layers)
+    assert acts.rotary is not None
+    rot = (acts.rotary[0].float(), acts.rotary[1].float())
+    factors = {t.layer: HeadFactors(ex, t.layer) for t in typed}
+    amask = model_mask(wb.mask, True)
+    residuals = {l: r.float() for l, r in acts.residuals.items()}
+    fast = score_words(typed, factors, residuals, rot, amask, wb)
+    _assert_same_scores(fast, score_words_reference(typed, factors, residuals, rot, amask, wb))

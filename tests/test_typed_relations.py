@@ -297,3 +297,132 @@ def test_batching_by_length_and_token_budget_does_not_change_relations_or_facts(
     # the default groups by length: padding is small
     _, s_default = run()
     assert s_default.padded_tokens <= 1.25 * s_default.tokens, (s_default.padded_tokens, s_default.tokens)
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2", "gpt_neox"])
+def test_unit_logits_of_a_layer_equal_each_units_own_logits(family):
+    """unit_logits (every unit of a layer at once) against assembled_logits and a head's top-k
+    truncation, one unit at a time, RoPE (partial for GPT-NeoX) and padded rows included."""
+    from tiny_models import tiny
+
+    from pipeline.model.activations import capture
+    from pipeline.model.units import HeadFactors, assembled_logits, unit_logits
+    from pipeline.relations.typed import _truncated_head_logits
+
+    ex = KnowledgeGraphExtractor(tiny(family).float())
+    ids = torch.randint(0, 100, (3, 11), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[2, 4:] = 0
+    acts = capture(ex.adapter, ids, mask, layers=[1])
+    rot = None if acts.rotary is None else (acts.rotary[0].float(), acts.rotary[1].float())
+    hf, x = HeadFactors(ex, 1), acts.residuals[1].float()
+    units = [
+        ("assembled", ((0, 1), (0, 3), (2, 0), (2, 5), (3, 7))),
+        ("truncated", tuple((1, r) for r in range(3))),
+        ("assembled", ((3, 0),)),
+        ("truncated", tuple((2, r) for r in range(ex.adapter.d_head))),  # the whole head
+    ]
+    ref = torch.stack(
+        [
+            assembled_logits(hf, x, rot, comps)
+            if kind == "assembled"
+            else _truncated_head_logits(hf, x, rot, comps[0][0], len(comps))
+            for kind, comps in units
+        ]
+    )
+    torch.testing.assert_close(unit_logits(hf, x, rot, units), ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        unit_logits(hf, x, rot, units[2:]), ref[2:], atol=1e-4, rtol=1e-4
+    )  # cached maps kept apart
+
+
+def _sentence_batch(tokenizer, texts, prefix=None):
+    """A WordBatch of whitespace words of several sentences (right-padded rows of different lengths)."""
+    from pipeline.relations.alignment import align_subwords
+    from pipeline.relations.words import pad_rows
+
+    rows, members = [], []
+    for text in texts:
+        words, pos = [], 0
+        for w in text.split():
+            a = text.index(w, pos)
+            words.append((a, a + len(w)))
+            pos = a + len(w)
+        enc = tokenizer(text, return_offsets_mapping=True)
+        ids, offs = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+        if prefix is not None:
+            ids, offs = [prefix, *ids], [(0, 0), *offs]
+        rows.append(ids)
+        members.append(align_subwords(text, offs, words))
+    ids_t, mask = pad_rows(rows)
+    return ids_t, mask, members
+
+
+SENTENCES = [
+    "Marie Curie won the Nobel Prize in Physics .",
+    "The train to Glasgow was delayed because of the storm , and nobody told us why .",
+    "She left .",
+]
+
+
+def _gate_variants(typed, d_model):
+    """The shipped relations plus the same units under the other gate kinds (query: the query half of
+    the fitted residual gate; subspace: weights on the unit's coordinates; none), as the evaluation
+    scores them."""
+    import dataclasses
+
+    from pipeline.relations.gates import Gate
+
+    gen = torch.Generator().manual_seed(0)
+    out = {"residual": list(typed)}
+    for kind in ("query", "subspace", "none"):
+        group = []
+        for t in typed:
+            g = t.gate
+            if kind == "none":
+                gate = None
+            elif kind == "query":
+                gate = Gate(g.layer, g.mean[:d_model], g.std[:d_model], g.w[:d_model], g.b, g.l2, "query", "query")
+            else:
+                w = torch.randn(2 * t.rank, generator=gen, dtype=torch.float64) * 0.3
+                gate = Gate(t.layer, torch.zeros_like(w), torch.ones_like(w), w, 0.1, 0.01, "query+key", "subspace")
+            group.append(dataclasses.replace(t, gate_kind=kind, gate=gate))
+        out[kind] = group
+    return out
+
+
+def _assert_same_scores(fast, ref):
+    assert fast.keys() == ref.keys()
+    for rel in ref:
+        f, r = fast[rel], ref[rel]
+        assert torch.equal(f.partner, r.partner), rel
+        torch.testing.assert_close(f.share, r.share, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(f.gate, r.gate, atol=1e-6, rtol=1e-6)
+        # calibration maps have steep steps: a share that moves by float rounding moves more
+        torch.testing.assert_close(f.probability, r.probability, atol=1e-3, rtol=0)
+        assert float((f.probability - r.probability).abs().mean()) < 1e-5
+
+
+def test_score_words_equals_the_per_unit_reference_on_the_model(typed_ex, lm):
+    """The batched score_words (units of a layer in one product, gates of a layer in one product per
+    side) against score_words_reference, one unit and one gate at a time, for every gate kind, on the
+    default model's residuals of a padded batch; attachments shared across the gate kinds as the
+    evaluation shares them."""
+    from pipeline.model.activations import capture
+    from pipeline.model.units import HeadFactors, model_mask
+    from pipeline.relations.typed import score_words, score_words_reference
+    from pipeline.relations.words import word_batch
+
+    ids, mask, members = _sentence_batch(lm.tokenizer, SENTENCES)
+    wb = word_batch(ids, mask, members, False)
+    typed = list(typed_ex.typed_relations.relations.values())
+    acts = capture(typed_ex.adapter, wb.ids, wb.mask)
+    factors = {t.layer: HeadFactors(typed_ex, t.layer) for t in typed}
+    amask = model_mask(wb.mask, False)
+    shared: dict = {}
+    for group in _gate_variants(typed, typed_ex.adapter.d_model).values():
+        fast = score_words(group, factors, acts.residuals, None, amask, wb, shared)
+        ref = score_words_reference(group, factors, acts.residuals, None, amask, wb)
+        _assert_same_scores(fast, ref)
+    assert {u[0] for u in shared} == {t.method for t in typed}

@@ -63,6 +63,7 @@ class HeadFactors:
         self.b_k = torch.stack([b_k[ex.adapter.kv_head(h)] for h in range(H)]).to(dt)
         self.scale = ex.adapter.scaling(layer)
         self.energy_k = [c.truncation_rank(ex.energy, ex.min_rank) for c in cs]
+        self._maps: dict = {}  # unit_logits' stacked maps of unit sets, by unit set
 
 
 def head_coordinates(hf: HeadFactors, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,6 +174,186 @@ def assembled_logits(
     if total is None:
         raise ValueError("an assembled unit needs at least one component")
     return total
+
+
+UnitKey = tuple[str, tuple[tuple[int, int], ...]]
+"""A unit of one layer for ``unit_logits``: (``assembled`` or ``truncated``, its (head, r) components;
+a truncated unit is the top-k truncation of one head, k = the number of its components)."""
+
+
+def _truncated_maps(hf: HeadFactors, comps: Sequence[tuple[int, int]]):
+    """A truncated unit's query and key maps (k = |comps| first components of one head), its query and
+    key in head space: (P = U_k alpha_k^T [d, e], b_q, K = V_k beta_k^T, b_k)."""
+    head, k = comps[0][0], len(comps)
+    P = hf.U[head][:, :k] @ hf.alpha[head][:, :k].T
+    K = hf.V[head][:, :k] @ hf.beta[head][:, :k].T
+    return P, hf.b_q[head], K, hf.b_k[head]
+
+
+def _assembled_terms(hf: HeadFactors, comps: Sequence[tuple[int, int]], truncated: bool = False):
+    """The closed form of a unit without RoPE, as in ``assembled_logits``: (sigma_r of each component,
+    w_q [d] with x_i.w_q = sum_h a_i.(alpha_h^T b_k), w_k [d] with x_j.w_k = sum_h b_j.(beta_h^T b_q),
+    the constant sum_h |C_h| b_q.b_k), components in ``comps`` order by head. A truncated unit (one
+    head's query and key, biases once) has the constant b_q.b_k."""
+    sigma = []
+    wq = torch.zeros(hf.U.shape[1])
+    wk = torch.zeros(hf.U.shape[1])
+    const = torch.zeros(())
+    for h in sorted({h for h, _ in comps}):
+        r_idx = torch.as_tensor([r for hh, r in comps if hh == h], dtype=torch.long)
+        al, be = hf.alpha[h][:, r_idx].T, hf.beta[h][:, r_idx].T
+        bq, bk = hf.b_q[h], hf.b_k[h]
+        sigma.append((al * be).sum(-1))
+        wq = wq + hf.U[h][:, r_idx] @ (al @ bk)
+        wk = wk + hf.V[h][:, r_idx] @ (be @ bq)
+        const = const + (1 if truncated else len(r_idx)) * (bq @ bk)
+    return torch.cat(sigma), wq, wk, const
+
+
+def _by_head(comps: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(h, r) for h in sorted({h for h, _ in comps}) for r in [r for hh, r in comps if hh == h]]
+
+
+class _UnitMaps:
+    """The units of one layer, prepared for ``unit_logits``.
+
+    Without RoPE every unit is sum_r sigma_r a_ir b_jr + x_i.w_q + x_j.w_k + const (a truncated unit is
+    the assembled unit of its k components: alpha_r.beta_s = sigma_r delta_rs), so one projection of
+    the residuals on the distinct components of the layer's units (and each unit's w_q, w_k) gives
+    every unit's query and key rows by a gather: [sigma_r a_ir ..., x_i.w_q, 1] and [b_jr ..., 1,
+    x_j.w_k + const], padded with a zero column to one width. Under RoPE the truncated units are one
+    rotated product each, stacked the same way (P = U_k alpha_k^T, biases b_q, b_k), and the assembled
+    ones go through ``_rope_assembled_logits``."""
+
+    def __init__(self, hf: HeadFactors, units: Sequence[UnitKey], rotary: bool) -> None:
+        d = hf.U.shape[1]
+        self.gathered: list[int] = []
+        self.product: list[int] = []
+        self.rope_assembled: list[int] = []
+        for n, (kind, _) in enumerate(units):
+            if not rotary:
+                self.gathered.append(n)
+            elif kind == "truncated":
+                self.product.append(n)
+            else:
+                self.rope_assembled.append(n)
+        if self.gathered:
+            unit_comps = [_by_head(units[n][1]) for n in self.gathered]
+            cols = sorted({c for cs in unit_comps for c in cs})
+            where = {c: i for i, c in enumerate(cols)}
+            nc, nu = len(cols), len(unit_comps)
+            one, zero = nc + nu, nc + nu + 1
+            terms = [_assembled_terms(hf, cs, units[n][0] == "truncated") for n, cs in zip(self.gathered, unit_comps)]
+            self.width = max(len(cs) for cs in unit_comps) + 2
+            P = torch.zeros(d, nc + nu + 2)
+            K = torch.zeros(d, nc + nu + 2)
+            P[:, :nc] = torch.stack([hf.U[h][:, r] for h, r in cols], 1)
+            K[:, :nc] = torch.stack([hf.V[h][:, r] for h, r in cols], 1)
+            p = torch.zeros(nc + nu + 2)
+            k = torch.zeros(nc + nu + 2)
+            p[one] = k[one] = 1.0
+            iq = torch.full((nu, self.width), zero, dtype=torch.long)
+            ik = torch.full((nu, self.width), zero, dtype=torch.long)
+            sq = torch.zeros(nu, self.width)
+            for u, (cs, (sigma, wq, wk, const)) in enumerate(zip(unit_comps, terms)):
+                m = len(cs)
+                P[:, nc + u] = wq
+                K[:, nc + u] = wk
+                k[nc + u] = const
+                iq[u, :m] = ik[u, :m] = torch.as_tensor([where[c] for c in cs])
+                sq[u, :m] = sigma
+                iq[u, m], sq[u, m], ik[u, m] = nc + u, 1.0, one
+                iq[u, m + 1], sq[u, m + 1], ik[u, m + 1] = one, 1.0, nc + u
+            self.P, self.p, self.K, self.k = P, p, K, k
+            self.iq, self.ik, self.sq = iq.flatten(), ik.flatten(), sq.flatten()
+        if self.product:
+            maps = [_truncated_maps(hf, units[n][1]) for n in self.product]
+            self.e = maps[0][0].shape[1]
+            self.tP = torch.cat([m[0] for m in maps], 1)  # [d, n * e]
+            self.tp = torch.cat([m[1] for m in maps])
+            self.tK = torch.cat([m[2] for m in maps], 1)
+            self.tk = torch.cat([m[3] for m in maps])
+        self.assembled = [_rope_factors(hf, units[n][1]) for n in self.rope_assembled]
+
+
+def _rope_factors(hf: HeadFactors, comps: Sequence[tuple[int, int]]):
+    """An assembled unit's factors for RoPE: (U_C [d, R], V_C [d, R], alpha_C^T [R, e], beta_C^T
+    [R, e], per head (slice of its components in C, b_q, b_k))."""
+    U, V, al, be, heads = [], [], [], [], []
+    start = 0
+    for h in sorted({h for h, _ in comps}):
+        r_idx = torch.as_tensor([r for hh, r in comps if hh == h], dtype=torch.long)
+        U.append(hf.U[h][:, r_idx])
+        V.append(hf.V[h][:, r_idx])
+        al.append(hf.alpha[h][:, r_idx].T)
+        be.append(hf.beta[h][:, r_idx].T)
+        heads.append((slice(start, start + len(r_idx)), hf.b_q[h], hf.b_k[h]))
+        start += len(r_idx)
+    return torch.cat(U, 1), torch.cat(V, 1), torch.cat(al), torch.cat(be), heads
+
+
+def _rope_assembled_logits(factors, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``assembled_logits`` under RoPE (unscaled), with every row at positions 0..T-1 (``cos``, ``sin``
+    [T, e] of those positions). The content term sum_r a_ir b_jr (R_i alpha_r).(R_j beta_r) with
+    the position-only G_r(i, j) = (R_i alpha_r).(R_j beta_r), [R, T, T], instead of [R, B, T, e] rotated
+    queries and keys; the linear terms as products of the per-head sums sum_r a_ir R_i alpha_r."""
+    U, V, al, be, heads = factors
+    a, b = x @ U, x @ V  # [B, T, R]
+    T = cos.shape[0]
+    ral = apply_rope(al[:, None, :].expand(-1, T, -1), cos, sin)  # [R, T, e]: R_i alpha_r
+    rbe = apply_rope(be[:, None, :].expand(-1, T, -1), cos, sin)
+    G = torch.einsum("rie,rje->ijr", ral, rbe)  # [T, T, R]
+    out = torch.einsum("bir,bjr,ijr->bij", a, b, G)
+    for sl, bq, bk in heads:
+        Qb, Kb = apply_rope(bq.expand(T, -1), cos, sin), apply_rope(bk.expand(T, -1), cos, sin)  # [T, e]
+        Qs = torch.einsum("bir,rie->bie", a[..., sl], ral[sl])  # sum_r R_i (a_ir alpha_r)
+        Ks = torch.einsum("bjr,rje->bje", b[..., sl], rbe[sl])
+        out = out + Qs @ Kb.T + Qb @ Ks.transpose(1, 2) + (sl.stop - sl.start) * (Qb @ Kb.T)
+    return out
+
+
+def unit_logits(hf: HeadFactors, x: torch.Tensor, rotary, units: Sequence[UnitKey]) -> torch.Tensor:
+    """Scaled logits of several units of one layer, [n_units, B, T, T] (biases and RoPE included, no
+    mask): equal, up to float rounding, to ``assembled_logits`` (``assembled`` units) and to a head's
+    top-k truncation logits (``truncated``), computed together: every single-product unit (every unit
+    without RoPE; truncated ones under RoPE) in one projection and one batched product, the assembled
+    units under RoPE each by ``_rope_assembled_logits``. RoPE needs every row of the batch at
+    positions 0..T-1 (right padding), as ``component_logits`` does."""
+    key = (tuple(units), rotary is not None)
+    maps = hf._maps.get(key)
+    if maps is None:
+        maps = hf._maps[key] = _UnitMaps(hf, units, rotary is not None)
+    B, T = x.shape[:2]
+    flat = x.reshape(B * T, -1)
+    parts: list[tuple[list[int], torch.Tensor]] = []
+    if maps.gathered:
+        n, w = len(maps.gathered), maps.width
+        qa = torch.addmm(maps.p, flat, maps.P)  # [B*T, columns]
+        kb = torch.addmm(maps.k, flat, maps.K)
+        q = torch.index_select(qa, 1, maps.iq).mul_(maps.sq * hf.scale)
+        k = torch.index_select(kb, 1, maps.ik)
+        q = q.view(B, T, n, w).permute(2, 0, 1, 3).contiguous()  # [n, B, T, w]
+        k = k.view(B, T, n, w).permute(2, 0, 3, 1).contiguous()  # [n, B, w, T]
+        parts.append((maps.gathered, torch.matmul(q, k)))
+    if maps.product or maps.rope_assembled:
+        if rotary is None:
+            raise ValueError("units scored as rotated products need the rotary (cos, sin)")
+        cos, sin = rotary[0][0, :T], rotary[1][0, :T]  # every row at positions 0..T-1
+        if maps.product:
+            n, e = len(maps.product), maps.e
+            q = torch.addmm(maps.tp, flat, maps.tP).view(B, T, n, e).permute(2, 0, 1, 3)  # [n, B, T, e]
+            k = torch.addmm(maps.tk, flat, maps.tK).view(B, T, n, e).permute(2, 0, 1, 3)
+            q, k = apply_rope(q, cos, sin) * hf.scale, apply_rope(k, cos, sin)
+            parts.append((maps.product, torch.matmul(q, k.transpose(-1, -2))))
+        if maps.rope_assembled:
+            rope = [_rope_assembled_logits(f, x, cos, sin) * hf.scale for f in maps.assembled]
+            parts.append((maps.rope_assembled, torch.stack(rope)))
+    if len(parts) == 1 and parts[0][0] == list(range(len(units))):
+        return parts[0][1]
+    out = torch.empty(len(units), B, T, T)
+    for idx, lg in parts:
+        out[idx] = lg
+    return out
 
 
 def model_mask(mask: torch.Tensor, causal: bool) -> torch.Tensor:

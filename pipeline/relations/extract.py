@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
@@ -78,6 +79,15 @@ class _Pending:
     n_tokens: int = 0
     word_span: list[int] | None = None  # typed mode: span index holding each word (-1 none)
     arcs: dict[int, Arc] = field(default_factory=dict)  # typed mode: the best arc of each dependent word
+    by_sent: dict[int, list[int]] | None = None  # typed mode: indices of the words of each sentence
+
+    def sentence_words(self, sents) -> list[int]:
+        """Indices of the words of these sentences, in document order."""
+        if self.by_sent is None:
+            self.by_sent = {}
+            for k, wd in enumerate(self.words):
+                self.by_sent.setdefault(wd.sent, []).append(k)
+        return sorted(k for s in set(sents) for k in self.by_sent.get(s, ()))
 
 
 @dataclass
@@ -242,8 +252,7 @@ class RelationExtractor:
         offsets = [tuple(o) for o in enc["offset_mapping"]]
         if self.prefix is not None:
             ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
-        owned = set(w.owned)
-        idx = [k for k, wd in enumerate(p.words) if wd.sent in owned and wd.start >= w.start and wd.end <= w.end]
+        idx = [k for k in p.sentence_words(w.owned) if p.words[k].start >= w.start and p.words[k].end <= w.end]
         members = align_subwords(text, offsets, [(p.words[k].start - w.start, p.words[k].end - w.start) for k in idx])
         return _Row(w, ids, offsets, members, idx)
 
@@ -346,19 +355,30 @@ class RelationExtractor:
         self, windows: list[Window], pending: dict[int, _Pending], wb: WordBatch, word_ids: list[list[int]]
     ) -> None:
         scores = score_batch(self.ex, self.typed, self.factors, wb)
-        # the best relation of each dependent word: (probability, relation, head word, unit)
+        # the best relation of each dependent word: (probability, relation, head word, unit); ties go to
+        # the first relation in order, then the first query word
         best: dict[tuple[int, int], tuple[float, str, int, str]] = {}
-        b_list, u_list = wb.bidx.tolist(), wb.uidx.tolist()
-        for rel, ws in scores.items():
-            t = self.by_relation[rel]
-            hits = torch.nonzero(ws.probability >= self.arc_floor).flatten().tolist()
-            for n in hits:
-                b, u = b_list[n], u_list[n]
-                j = int(ws.partner[n])
-                head, dep = (j, u) if t.head_side == "key" else (u, j)
-                prob = float(ws.probability[n])
-                if prob > best.get((b, dep), (-1.0, "", -1, ""))[0]:
-                    best[(b, dep)] = (prob, rel, head, t.id)
+        rels = list(scores)
+        probs = torch.stack([scores[r].probability for r in rels]).numpy()  # [n_rel, N]
+        partners = torch.stack([scores[r].partner for r in rels]).numpy()
+        r_idx, n_idx = np.nonzero(probs >= self.arc_floor)  # relation-major, as the relations come
+        if len(r_idx):
+            q_word = wb.uidx.numpy()[n_idx]
+            partner = partners[r_idx, n_idx]
+            key_side = np.array([self.by_relation[r].head_side == "key" for r in rels])[r_idx]
+            heads = np.where(key_side, partner, q_word)
+            deps = np.where(key_side, q_word, partner)
+            hit_prob = probs[r_idx, n_idx]
+            rows = wb.bidx.numpy()[n_idx]
+            dep_key = rows * (int(deps.max()) + 2) + deps + 1
+            # per dependent word, the highest probability, among equals the earliest hit; the words in
+            # the order of their first hit (as a loop over the relations and their hits would add them)
+            order = np.lexsort((np.arange(len(hit_prob)), -hit_prob, dep_key))
+            starts = np.flatnonzero(np.r_[True, dep_key[order][1:] != dep_key[order][:-1]])
+            top, earliest = order[starts], np.minimum.reduceat(order, starts)
+            for k in top[np.argsort(earliest)].tolist():
+                rel = rels[r_idx[k]]
+                best[(int(rows[k]), int(deps[k]))] = (float(hit_prob[k]), rel, int(heads[k]), self.by_relation[rel].id)
         for (b, dep), (prob, rel, head, unit) in best.items():
             w = windows[b]
             p = pending[w.doc_index]

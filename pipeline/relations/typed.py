@@ -25,7 +25,7 @@ import torch
 
 from pipeline.errors import QkgraphError
 from pipeline.model.rope import apply_rope
-from pipeline.model.units import HeadFactors, assembled_logits, head_coordinates, model_mask, share
+from pipeline.model.units import HeadFactors, assembled_logits, head_coordinates, model_mask, share, unit_logits
 from pipeline.relations.calibration import compress_knots, isotonic_predict
 from pipeline.relations.gates import Gate
 from pipeline.relations.words import WordBatch, masked_argmax, pool_to
@@ -205,6 +205,59 @@ def word_features(wb: WordBatch, x: torch.Tensor) -> torch.Tensor:
     return f[wb.bidx, wb.uidx]
 
 
+def unit_key(t: TypedRelation) -> tuple[str, int, tuple[tuple[int, int], ...]]:
+    """The unit a typed relation scores with (several relations may share one): (method, layer,
+    components), the key of ``score_words``' attachments."""
+    return (t.method, t.layer, t.components)
+
+
+def _attachments(
+    units: Sequence[tuple[str, int, tuple[tuple[int, int], ...]]],
+    factors: dict[int, HeadFactors],
+    residuals: dict[int, torch.Tensor],
+    rotary,
+    amask: torch.Tensor,
+    wb: WordBatch,
+    budget: int = 1 << 23,
+) -> dict:
+    """(partner [N], share [N]) of each unit: the units of a layer in one ``unit_logits``, then the
+    masked softmax, the pooling to words and the argmax of several units at once (as many as keep
+    the stacked [n, B, T, T] logits within ``budget`` elements)."""
+    out: dict = {}
+    by_layer: dict[int, list] = {}
+    for u in units:
+        by_layer.setdefault(u[1], []).append(u)
+    pending: list[tuple[list, torch.Tensor]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if not pending:
+            return
+        logits = pending[0][1] if len(pending) == 1 else torch.cat([lg for _, lg in pending])
+        p, v = masked_argmax(pool_to(share(logits, amask), wb), wb)
+        v = v.nan_to_num(0.0, neginf=0.0)
+        for n, u in enumerate(uu for us, _ in pending for uu in us):
+            out[u] = (p[n], v[n])
+        pending, size = [], 0
+
+    for layer, us in by_layer.items():
+        keys = [("assembled" if m == "assembled" else "truncated", comps) for m, _, comps in us]
+        logits = unit_logits(factors[layer], residuals[layer].float(), rotary, keys)
+        if size and size + logits.numel() > budget:
+            flush()
+        pending.append((us, logits))
+        size += logits.numel()
+    flush()
+    return out
+
+
+def _folded_gates(gates: Sequence[Gate]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights [F, n] and biases [n] of several gates on raw features, in float64."""
+    folded = [g.folded() for g in gates]
+    return torch.stack([w for w, _ in folded], 1), torch.tensor([b for _, b in folded], dtype=torch.float64)
+
+
 def score_words(
     typed: Sequence[TypedRelation],
     factors: dict[int, HeadFactors],
@@ -215,6 +268,81 @@ def score_words(
     attachments: dict | None = None,
 ) -> dict[str, WordScores]:
     """Score every typed relation on every word of a batch.
+
+    ``factors``: layer -> HeadFactors of each unit's layer; ``residuals``: layer -> [B, T, d] the
+    normalised residuals entering Q/K (unit layers and gate layers); ``rotary``: (cos, sin) in float32
+    or None; ``amask``: [B, T, T] the model's additive mask. ``attachments``: a dict kept by the
+    caller across calls on the same batch, so typed relations sharing one unit (the same relation
+    under several gate kinds) compute its attachment once. Returns relation -> WordScores.
+
+    Equal to ``score_words_reference`` up to float rounding, computed in a few batched products: the
+    units of a layer together (``unit_logits``), and the residual and query gates of a gate layer in
+    one float64 product per side (the standardisation folded into the weights), the partner half
+    gathered by partner.
+    """
+    if rotary is not None and not bool((rotary[0] == rotary[0][:1]).all()):
+        return score_words_reference(typed, factors, residuals, rotary, amask, wb, attachments)
+    B, U = wb.cand.shape[:2]
+    flat = torch.full((B, U), -1, dtype=torch.long)
+    flat[wb.bidx, wb.uidx] = torch.arange(len(wb.bidx))
+    seen: dict = attachments if attachments is not None else {}
+    todo = list(dict.fromkeys(unit_key(t) for t in typed if unit_key(t) not in seen))
+    if todo:
+        seen.update(_attachments(todo, factors, residuals, rotary, amask, wb))
+    arange = torch.arange(len(wb.bidx))
+    partners: dict[str, torch.Tensor] = {}
+    for t in typed:
+        pred = seen[unit_key(t)][0]
+        partners[t.relation] = torch.where(pred >= 0, flat[wb.bidx, pred.clamp(min=0)], arange)
+    # gates: per gate layer and kind, every relation's logit in one product per side
+    gates: dict[str, torch.Tensor] = {}
+    groups: dict[tuple[int, str], list[TypedRelation]] = {}
+    feats: dict[int, torch.Tensor] = {}
+    for t in typed:
+        if t.gate is None:
+            continue
+        if t.gate_layer not in feats:
+            feats[t.gate_layer] = word_features(wb, residuals[t.gate_layer])
+        if t.gate_kind in ("residual", "query"):
+            groups.setdefault((t.gate_layer, t.gate_kind), []).append(t)
+        else:
+            f = feats[t.gate_layer]
+            dirs = t.directions(factors[t.layer])
+            gates[t.relation] = t.gate.prob(endpoint_features(t.gate_kind, f, f[partners[t.relation]], dirs))
+    for (layer, kind), ts in groups.items():
+        f = feats[layer].double()
+        d = f.shape[1]
+        W, b = _folded_gates([t.gate for t in ts if t.gate is not None])
+        z = f @ W[:d] + b  # [N, n]
+        if kind == "residual":
+            zk = f @ W[d:]
+            idx = torch.stack([partners[t.relation] for t in ts], 1)
+            z = z + zk.gather(0, idx)
+        g = torch.sigmoid(z).float()
+        for n, t in enumerate(ts):
+            gates[t.relation] = g[:, n]
+    out: dict[str, WordScores] = {}
+    for t in typed:
+        pred, top = seen[unit_key(t)]
+        gate = gates[t.relation] if t.relation in gates else torch.ones_like(top)
+        prob = torch.from_numpy(t.calibrate((gate * top).numpy())).float()
+        prob[pred < 0] = 0.0
+        out[t.relation] = WordScores(pred, top, gate, prob)
+    return out
+
+
+def score_words_reference(
+    typed: Sequence[TypedRelation],
+    factors: dict[int, HeadFactors],
+    residuals: dict[int, torch.Tensor],
+    rotary,
+    amask: torch.Tensor,
+    wb: WordBatch,
+    attachments: dict | None = None,
+) -> dict[str, WordScores]:
+    """``score_words`` the straightforward way, one unit and one gate at a time (the definition
+    ``score_words`` is tested against; also its path for batches whose rows are not all at
+    positions 0..T-1 under RoPE).
 
     ``factors``: layer -> HeadFactors of each unit's layer; ``residuals``: layer -> [B, T, d] the
     normalised residuals entering Q/K (unit layers and gate layers); ``rotary``: (cos, sin) in float32

@@ -92,11 +92,12 @@ def word_pooling(
     U = max(len(m) for m in members)
     m_sum = torch.zeros(B, U, T)
     valid = torch.zeros(B, U, dtype=torch.bool)
-    for b, words in enumerate(members):
-        for u, pos in enumerate(words):
-            if pos:
-                m_sum[b, u, pos] = 1.0
-                valid[b, u] = True
+    bb = [b for b, words in enumerate(members) for pos in words for _ in pos]
+    uu = [u for words in members for u, pos in enumerate(words) for _ in pos]
+    tt = [t for words in members for pos in words for t in pos]
+    if tt:
+        m_sum[bb, uu, tt] = 1.0
+        valid[bb, uu] = True
     m_avg = m_sum / m_sum.sum(-1, keepdim=True).clamp(min=1.0)
     cand = valid[:, :, None] & valid[:, None, :] & ~torch.eye(U, dtype=torch.bool)[None]
     if causal:
