@@ -60,6 +60,13 @@ def main() -> None:
     parser.add_argument("--jvm", action="append", default=[], help="a JVM option for the server (repeatable)")
     parser.add_argument("--max-rows", type=int, default=store.DEFAULT_MAX_ROWS, help="rows per transaction at most")
     parser.add_argument("--default-settings", action="store_true", help="without the bench's server settings")
+    parser.add_argument(
+        "--warm-rounds",
+        type=int,
+        default=0,
+        help="full loads (then cleared) before the measured one, so the JIT has compiled the write path "
+        "(as in bench/neo4j_upsert.py's later rounds)",
+    )
     args = parser.parse_args()
     if args.synthetic:
         docs = synthetic_analyses(seed=1234, target_relations=100_000, n_docs=30)
@@ -119,6 +126,9 @@ def main() -> None:
         store.ensure_schema(driver, db)
         store.upsert_analyses(driver, db, docs[:10], relation_labels=labels)  # warm-up: plans cached
         store.clear_database(driver, db)
+        for _ in range(args.warm_rounds):
+            store.upsert_analyses(driver, db, docs[: args.docs], relation_labels=labels, max_rows=args.max_rows)
+            store.clear_database(driver, db)
         TransactionBase.run = counting_run  # type: ignore[method-assign]
         TransactionBase._commit = timed_commit  # type: ignore[method-assign]
         t0 = time.perf_counter()
