@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
-import subprocess
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from chromium_cdp import CHROMIUM, CHROMIUM_FLAGS, DevToolsPipe
+from chromium_cdp import CHROMIUM, DevToolsPipe
 from test_graph import with_facts
 
 from pipeline.graph import KnowledgeGraph
@@ -103,27 +101,36 @@ def data_block(page: str) -> dict[str, object]:
     return json.loads(match.group(1))
 
 
-def chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """One headless Chromium run with a fresh profile (e.g. --dump-dom)."""
-    assert CHROMIUM
-    with tempfile.TemporaryDirectory(prefix="qkgraph-chromium-") as profile:
-        return subprocess.run(
-            [
-                CHROMIUM,
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--virtual-time-budget=10000",
-                *args,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-
-
 STATUS_JS = "document.body && document.body.getAttribute('data-qkgraph-rendered')"
+PAYLOAD_JS = "document.getElementById('qkgraph-rendered').textContent"
+
+
+def rendered_in_chromium(url: str) -> tuple[dict[str, Any], str]:
+    """Open url in headless Chromium, wait (in real time) until the page's probe has published its
+    status, and return (the probe's payload, the page's DOM then).
+
+    Not ``chromium --dump-dom --virtual-time-budget``: virtual time races through the probe's polls
+    while NVL's layout runs in real time, so under load the dump sometimes caught every node still
+    stacked on the starting point ("unsettled") although the page lays out fine.
+    """
+    browser = DevToolsPipe((1000, 700))
+    try:
+        target = browser.call("Target.createTarget", {"url": url})["targetId"]
+        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        status = None
+        while status is None and time.monotonic() < browser.deadline - 10:
+            result = browser.call("Runtime.evaluate", {"expression": STATUS_JS, "returnByValue": True}, session)
+            status = result["result"].get("value")
+            if status is None:
+                time.sleep(0.2)
+        assert status is not None, "the page's probe never published a status"
+        payload = browser.call("Runtime.evaluate", {"expression": PAYLOAD_JS, "returnByValue": True}, session)
+        dom = browser.call(
+            "Runtime.evaluate", {"expression": "document.documentElement.outerHTML", "returnByValue": True}, session
+        )
+        return json.loads(payload["result"]["value"]), dom["result"]["value"]
+    finally:
+        browser.close()
 
 
 def screenshot_when_rendered(url: str, window: tuple[int, int] = (1000, 700)) -> tuple[str | None, bytes]:
@@ -213,14 +220,9 @@ def test_isolated_nodes_are_left_out_unless_asked_for(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_renders_in_headless_chromium(page_path: Path) -> None:
-    result = chromium(page_path.as_uri(), "--dump-dom")
-    assert result.returncode == 0, result.stderr[-2000:]
-    dom = result.stdout
-    # NVL draws on a canvas; the page's probe copies what the renderer holds into this element
-    # after layout (it is empty in the file, so its content proves the scripts ran).
-    match = re.search(r'<pre id="qkgraph-rendered"[^>]*>(.*?)</pre>', dom, re.S)
-    assert match, dom[-2000:]
-    rendered = json.loads(html.unescape(match.group(1)))
+    # NVL draws on a canvas; the page's probe copies what the renderer holds into an element that
+    # is empty in the file, after layout (so its content proves the scripts ran).
+    rendered, dom = rendered_in_chromium(page_path.as_uri())
     assert rendered["status"] == "rendered", rendered
     assert sorted(n["caption"] for n in rendered["nodes"]) == sorted(text for _, text, _, _ in NODES)
     assert rendered["nodes_on_screen"] == len(NODES)
@@ -282,11 +284,7 @@ def test_typed_relations_show_their_name_and_pronouns_their_own_colour(tmp_path:
     legend = {e["label"]: e["color"] for e in data["legend"]["nodes"]["entries"]}  # type: ignore[index, call-overload]
     assert legend["pronoun"] == pronoun and len(set(legend.values())) == len(legend) == 4
     # And the renderer really holds them.
-    result = chromium(path.as_uri(), "--dump-dom")
-    assert result.returncode == 0, result.stderr[-2000:]
-    match = re.search(r'<pre id="qkgraph-rendered"[^>]*>(.*?)</pre>', result.stdout, re.S)
-    assert match, result.stdout[-2000:]
-    rendered = json.loads(html.unescape(match.group(1)))
+    rendered, _ = rendered_in_chromium(path.as_uri())
     assert rendered["status"] == "rendered", rendered
     assert sorted(r["caption"] for r in rendered["relationships"]) == ["amod", "nsubj", "nsubj", "obj"]
     assert "She" in {n["caption"] for n in rendered["nodes"]}
@@ -334,11 +332,7 @@ def test_a_graph_without_facts_draws_what_it_drew_before(tmp_path: Path) -> None
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_the_fact_layer_renders_in_headless_chromium(tmp_path: Path) -> None:
     path = write_html(fact_view_graph(), tmp_path / "facts.html", layer="facts")
-    result = chromium(path.as_uri(), "--dump-dom")
-    assert result.returncode == 0, result.stderr[-2000:]
-    match = re.search(r'<pre id="qkgraph-rendered"[^>]*>(.*?)</pre>', result.stdout, re.S)
-    assert match, result.stdout[-2000:]
-    rendered = json.loads(html.unescape(match.group(1)))
+    rendered, _ = rendered_in_chromium(path.as_uri())
     assert rendered["status"] == "rendered", rendered
     assert sorted(r["caption"] for r in rendered["relationships"]) == ["share", "win"]
     assert sorted(n["caption"] for n in rendered["nodes"]) == ["Marie Curie", "She", "the prize"]

@@ -23,7 +23,7 @@ What this module adds on top:
   neo4j-viz loads from separate files, which a standalone page does not have;
 * a small script that, once NVL has laid the graph out, copies what the renderer actually holds
   (node ids, captions, positions; relationships) into ``<pre id="qkgraph-rendered">``. NVL draws
-  to a canvas, so this is the only way to check from outside (tests, ``chromium --dump-dom``) that
+  to a canvas, so this is the only way to check from outside (tests, a DevTools client) that
   the page really rendered the graph. It reads NVL's debugging hooks (``window.__Nvl_dumpNodes``
   and friends), which are not a documented API; if they vanish it reports ``"status": "no-hooks"``.
 * the output is deterministic: neo4j-viz names its container with a random id, replaced here by
