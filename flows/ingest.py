@@ -35,6 +35,7 @@ from flows.analysis import FlowAnalyser, discover
 from flows.cache import AnalysisCache, default_cache_dir
 from flows.neo4j_tasks import NEO4J_RETRIES, NEO4J_RETRY_DELAY_S, FlowNeo4jSink, Neo4jTarget, close_drivers
 from flows.options import TASK_OPTIONS
+from flows.worker_context import prepare_task_runner
 from pipeline.errors import QkgraphError
 from pipeline.ingest.run import run_ingest
 from pipeline.ingest.settings import (
@@ -140,7 +141,10 @@ def ingest_flow(
     if out is None and not use_neo4j:
         out = DEFAULT_OUT
     cache_store = AnalysisCache(cache_dir or default_cache_dir()) if cache else None
-    window = max_in_flight if _distributed() else 1
+    distributed = _distributed()
+    if distributed:
+        prepare_task_runner(FlowRunContext.get().task_runner)  # type: ignore[union-attr]
+    window = max_in_flight if distributed else 1
     analyser = FlowAnalyser(settings, cache_store, batch_size, window, logger, batch_chars=batch_chars)
     sinks: list[Sink] = []
     if use_neo4j:

@@ -470,9 +470,12 @@ def test_dask_cluster_of_separate_processes_at_its_address_gives_the_in_process_
             out=str(tmp_path / "dask.json"), cache_dir=str(tmp_path / "cache-dask"), **params
         )
         torch_threads = client.run(lambda: __import__("torch").get_num_threads())
+        engines = client.run(lambda: __import__("prefect.task_engine", fromlist=["_"]).hydrated_context.__name__)
     assert report["extracted"] == single["extracted"] == 4 and report["failed"] == []
     assert len(report["extract_pids"]) == 2 and os.getpid() not in report["extract_pids"]
     assert list(torch_threads.values()) == [1, 1]  # the nanny's OMP_NUM_THREADS=1 (docs/flows.md)
+    # The flow put the per-process Prefect context on every worker (flows/worker_context.py).
+    assert list(engines.values()) == ["reusing_hydrated_context"] * 2
     dask_graph, single_graph = (KnowledgeGraph.from_node_link(tmp_path / f"{n}.json") for n in ("dask", "single"))
     assert dump(dask_graph) == dump(single_graph) and dask_graph.summary()["edges"] > 0
 
