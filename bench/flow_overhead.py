@@ -26,6 +26,9 @@ files only (no Neo4j), models loaded before any timing:
     cpu_efficiency = CPU(A) / CPU(B): what Dask adds in work, which the machine's other load does not
     change; wall-clock efficiency on a shared 2-core machine also pays for that load.
     dask_speedup (kept from before) = the default-thread flow / B: not like with like.
+    --prefect-context-baseline adds a side C to each round (A B C A B C ...): B with Prefect's own
+    per-task context on the workers (flows/worker_context.py off), so the gain of keeping that
+    context per worker process is measured on the same documents in the same run.
 
 The flow reports to the Prefect server at PREFECT_API_URL, or to a throwaway test server started
 here (not timed). Graphs are compared: the flow's has the library's nodes, edges and evidence;
@@ -34,6 +37,7 @@ padded window batches while the flow's batches hold --batch-size documents (the 
 is printed). The Dask run uses the same batches as the single-process flow and must match it exactly.
 
     .venv/bin/python bench/flow_overhead.py [--docs 100] [--batch-size 8] [--rounds 3] [--no-dask | --only-dask]
+        [--prefect-context-baseline]
 Prints the load average; ends with one JSON line: ratio, dask_efficiency, dask_speedup and the raw figures.
 """
 
@@ -229,6 +233,28 @@ def machine_ceiling(args, corpus: Path) -> dict:
     }
 
 
+@contextlib.contextmanager
+def prefect_context_per_task(client):
+    """Prefect's own per-task context on the workers for a while: the flow process does not register
+    flows/worker_context.py's plugin (QKGRAPH_PREFECT_REUSE=off) and the workers drop it (its
+    teardown restores Prefect's hydrated_context); the next flow with reuse on registers it again."""
+    from flows.worker_context import PLUGIN_NAME, REUSE_ENV
+
+    before = os.environ.get(REUSE_ENV)
+    os.environ[REUSE_ENV] = "off"
+    try:
+        with contextlib.suppress(ValueError):  # not registered
+            client.unregister_worker_plugin(PLUGIN_NAME)
+        names = client.run(lambda: __import__("prefect.task_engine", fromlist=["_"]).hydrated_context.__name__)
+        assert set(names.values()) == {"hydrated_context"}, names
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(REUSE_ENV, None)
+        else:
+            os.environ[REUSE_ENV] = before
+
+
 def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t_flow: float, t_load: float, n: int):
     """(A) the flow in this process at one torch thread, (B) the flow on 2 one-thread worker processes.
 
@@ -273,6 +299,7 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
             print(f"this process for A: torch threads {__import__('torch').get_num_threads()}, OpenBLAS {_blas()}")
         a_runs: list[tuple[float, float, dict]] = []
         b_runs: list[tuple[float, float, dict]] = []
+        c_runs: list[tuple[float, dict]] = []
         for r in range(args.rounds):  # A B A B ...: a busy spell of the shared machine hits both sides
             with one_thread():
                 t, c = time.perf_counter(), time.process_time()
@@ -288,6 +315,21 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
             rep["worker_cpu_s"] = sum(v - cpu0[k] for k, v in client.run(_cpu_here).items())
             assert rep["extracted"] == n and not rep["failed"], rep
             assert os.getpid() not in rep["extract_pids"], rep["extract_pids"]
+            if args.prefect_context_baseline:
+                # C: B with Prefect's own per-task context on the workers (the plugin off).
+                with prefect_context_per_task(client):
+                    cpu0 = client.run(_cpu_here)
+                    t = time.perf_counter()
+                    rep_c = dask_flow(
+                        out=str(work / "dask-c.json"), cache_dir=str(work / f"cache-c-{r}"), fresh=True, **params
+                    )
+                    c_runs.append((time.perf_counter() - t, rep_c))
+                    rep_c["worker_cpu_s"] = sum(v - cpu0[k] for k, v in client.run(_cpu_here).items())
+                assert rep_c["extracted"] == n and not rep_c["failed"], rep_c
+                print(
+                    f"round {r + 1}: C = B with Prefect's per-task context {c_runs[-1][0]:7.2f}s "
+                    f"(worker CPU {rep_c['worker_cpu_s']:6.2f}s)"
+                )
             print(
                 f"round {r + 1}: A one process x 1 thread {a_runs[-1][0]:7.2f}s "
                 f"(extract {a_runs[-1][2]['extract_seconds']:6.2f}s)   "
@@ -345,7 +387,27 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
         f"difference {diff_flow:.2e}; old figure (default-thread flow / B) "
         f"{t_flow / t_b if t_flow else float('nan'):.3f}; load average now {load_average()}"
     )
+    extra: dict = {}
+    if c_runs:
+        t_c, rep_c = min(c_runs, key=lambda x: x[0])
+        same_c = dump(KnowledgeGraph.from_node_link(work / "dask-c.json")) == dump(
+            KnowledgeGraph.from_node_link(work / "dask.json")
+        )
+        print(
+            f"  C (B with Prefect's per-task context, flows/worker_context.py off): {t_c:.2f}s, dask_efficiency "
+            f"{t_a / t_c / w:.3f}; B/C wall {t_b / t_c:.3f}; worker CPU best B "
+            f"{min(x[2]['worker_cpu_s'] for x in b_runs):.2f}s vs C {min(x[1]['worker_cpu_s'] for x in c_runs):.2f}s; "
+            f"graphs B == C {same_c}"
+        )
+        extra = {
+            "dask_prefect_context_s": round(t_c, 3),
+            "dask_efficiency_prefect_context": round(t_a / t_c / w, 4),
+            "dask_prefect_context_worker_cpu_s": round(min(x[1]["worker_cpu_s"] for x in c_runs), 3),
+            "dask_worker_cpu_s": round(min(x[2]["worker_cpu_s"] for x in b_runs), 3),
+            "dask_prefect_context_same_graph": same_c,
+        }
     return {
+        **extra,
         "dask_s": round(t_b, 3),
         "dask_start_s": round(t_start, 3),
         "dask_speedup": round(t_flow / t_b, 4) if t_flow else None,
@@ -380,6 +442,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each side, alternated; best of each")
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument(
+        "--prefect-context-baseline",
+        action="store_true",
+        help="a third side C in each round: B with Prefect's own per-task context on the workers",
+    )
     parser.add_argument("--only-dask", action="store_true", help="skip the library/flow overhead part")
     parser.add_argument(
         "--no-machine", action="store_true", help="skip the 1-vs-2 plain processes measure of the machine"
