@@ -299,6 +299,10 @@ class _RopeAssembled:
     components (units of one layer share many), and the position terms are kept across batches for
     the first ``CACHED_POSITIONS`` positions (sliced to [:T, :T]), checked against the (cos, sin) of
     each call, so a caller with other rotary values gets them recomputed, never stale ones.
+
+    Past the cache (long sentences, few rows) G is computed per batch as before, and the linear
+    terms as products of the per-head sums sum_r a_ir R_i alpha_r with R_j b_k^h (cheaper than Hq
+    and Mk when the batch has few rows).
     """
 
     def __init__(self, hf: HeadFactors, units: Sequence[Sequence[tuple[int, int]]]) -> None:
@@ -313,22 +317,32 @@ class _RopeAssembled:
         heads = sorted({h for h, _ in cols})
         self.b_q = torch.stack([hf.b_q[h] for h in heads])  # [n_heads, e]: the heads of any unit
         self.b_k = torch.stack([hf.b_k[h] for h in heads])
-        col_head = torch.as_tensor([heads.index(h) for h, _ in cols])
-        self.col_head = col_head  # [C]: each column's row in b_q, b_k
+        self.col_head = torch.as_tensor([heads.index(h) for h, _ in cols])  # [C]: its row in b_q, b_k
         self.columns = [torch.as_tensor([where[c] for c in cs]) for cs in unit_comps]  # per unit, [R_u]
-        # per unit and head of it: n_h, the multiplicity of the head's bias product in N
+        # per unit: (row of the head in b_q, b_k; the unit's columns of that head), head by head
+        self.head_columns = [
+            [
+                (heads.index(h), torch.as_tensor([where[(hh, r)] for hh, r in cs if hh == h]))
+                for h in sorted({h for h, _ in cs})
+            ]
+            for cs in unit_comps
+        ]
+        # per unit: n_h of each head (its multiplicity in N), [n_heads]
         self.head_counts = [
-            torch.bincount(col_head[idx], minlength=len(heads)).to(self.alpha.dtype) for idx in self.columns
+            torch.bincount(self.col_head[idx], minlength=len(heads)).to(self.alpha.dtype) for idx in self.columns
         ]
         self._cache: tuple | None = None  # (cos, sin, per-unit terms) at CACHED_POSITIONS or fewer
 
+    def _rotated(self, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """R_i alpha_r, R_j beta_r [C, T, e] and R_i b_q^h, R_j b_k^h [n_heads, T, e]."""
+        T = cos.shape[0]
+        return tuple(
+            apply_rope(f[:, None, :].expand(-1, T, -1), cos, sin) for f in (self.alpha, self.beta, self.b_q, self.b_k)
+        )
+
     def _terms(self, cos: torch.Tensor, sin: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """Per unit (G, Hq, Mk [T, T, R_u], N [T, T]) at the positions of ``cos``, ``sin`` [T, e]."""
-        T = cos.shape[0]
-        ral = apply_rope(self.alpha[:, None, :].expand(-1, T, -1), cos, sin)  # [C, T, e]: R_i alpha_r
-        rbe = apply_rope(self.beta[:, None, :].expand(-1, T, -1), cos, sin)
-        rbq = apply_rope(self.b_q[:, None, :].expand(-1, T, -1), cos, sin)  # [n_heads, T, e]
-        rbk = apply_rope(self.b_k[:, None, :].expand(-1, T, -1), cos, sin)
+        ral, rbe, rbq, rbk = self._rotated(cos, sin)
         G = torch.einsum("rie,rje->ijr", ral, rbe)  # [T, T, C]
         Hq = torch.einsum("rie,rje->ijr", ral, rbk[self.col_head])
         Mk = torch.einsum("rie,rje->ijr", rbq[self.col_head], rbe)
@@ -344,10 +358,9 @@ class _RopeAssembled:
         ]
 
     def _position_terms(self, cos: torch.Tensor, sin: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-        """``_terms`` from the cache when it covers T positions with these very (cos, sin)."""
+        """``_terms`` for T <= CACHED_POSITIONS, from the cache when it covers T positions with these
+        very (cos, sin)."""
         T = cos.shape[0]
-        if T > CACHED_POSITIONS:
-            return self._terms(cos, sin)
         cache = self._cache  # one read: a cache swapped in by another thread is whole or absent
         if cache is not None:
             c_cos, c_sin, terms = cache
@@ -368,21 +381,50 @@ class _RopeAssembled:
         finite but meaningless, for a caller whose mask hides every later key."""
         a = (flat @ self.U).view(B, T, -1)  # [B, T, C]: a_ir for the union of the layer's components
         b = (flat @ self.V).view(B, T, -1)
-        terms = self._position_terms(cos, sin)
+        cached = T <= CACHED_POSITIONS
+        terms: list[tuple[torch.Tensor, ...]] = []
+        if cached:
+            terms = self._position_terms(cos, sin)
+        else:
+            ral, rbe, rbq, rbk = self._rotated(cos, sin)
+            G_all = torch.bmm(ral, rbe.transpose(1, 2))  # [C, T, T], component-major: gathered by rows
+            N_all = torch.bmm(rbq, rbk.transpose(1, 2))  # [n_heads, T, T]
         # zeros, not empty: entries left out under ``causal`` must stay finite for the masked softmax
         out = torch.zeros(len(self.columns), B, T, T) if causal else torch.empty(len(self.columns), B, T, T)
         step = CAUSAL_BLOCK if causal else T
-        for u, (idx, (G, Hq, Mk, N)) in enumerate(zip(self.columns, terms)):
-            au, bu = a[..., idx], b[..., idx]  # [B, T, R_u]
+        for u, idx in enumerate(self.columns):
+            if cached:
+                G, Hq, Mk, N = terms[u]  # [T, T, R_u] (views of the cache)
+                au, bu = a[..., idx], b[..., idx]  # [B, T, R_u]
+            else:
+                # component-major here: G [R_u, T, T] gathered by rows, a and b [R_u, B, T] to match
+                G = G_all.index_select(0, idx)
+                au, bu = a[..., idx].permute(2, 0, 1).contiguous(), b[..., idx].permute(2, 0, 1).contiguous()
+                N = torch.einsum("h,hij->ij", self.head_counts[u], N_all)
+                # the linear terms, all heads of the unit in one product: [sum_r a_ir R_i alpha_r ... |
+                # R_i b_q^h ...] . [R_j b_k^h ... | sum_r b_jr R_j beta_r ...], each [B, T, 2 e n_heads]
+                qs, ks, bq, bk = [], [], [], []
+                for hr, hc in self.head_columns[u]:
+                    qs.append(torch.einsum("bir,rie->bie", a[..., hc], ral[hc]))
+                    ks.append(torch.einsum("bjr,rje->bje", b[..., hc], rbe[hc]))
+                    bq.append(rbq[hr].expand(B, -1, -1))
+                    bk.append(rbk[hr].expand(B, -1, -1))
+                lin_q = torch.cat(qs + bq, -1)
+                lin_k = torch.cat(bk + ks, -1).transpose(1, 2).contiguous()  # [B, 2 e n_heads, T]
             for start in range(0, T, step):
                 stop = min(start + step, T)
                 keys = stop if causal else T  # a causal block's rows see keys up to its last row
-                ai, bj = au[:, start:stop], bu[:, :keys]
-                # the content term as one broadcast product and sum over r: much cheaper here than a
-                # three-operand einsum, which permutes the [B, T, T, R] product for a batched matmul
-                block = (ai[:, :, None, :] * bj[:, None, :, :]).mul_(G[start:stop, :keys]).sum(-1)
-                block += torch.einsum("bir,ijr->bij", ai, Hq[start:stop, :keys])
-                block += torch.einsum("bjr,ijr->bij", bj, Mk[start:stop, :keys])
+                if cached:
+                    ai, bj = au[:, start:stop], bu[:, :keys]
+                    # the content term as one broadcast product and sum over r: much cheaper here than a
+                    # three-operand einsum, which permutes the [B, T, T, R] product for a batched matmul
+                    block = (ai[:, :, None, :] * bj[:, None, :, :]).mul_(G[start:stop, :keys]).sum(-1)
+                    block += torch.einsum("bir,ijr->bij", ai, Hq[start:stop, :keys])
+                    block += torch.einsum("bjr,ijr->bij", bj, Mk[start:stop, :keys])
+                else:
+                    ai, bj = au[:, :, start:stop], bu[:, :, :keys]
+                    block = (ai[..., None] * bj[:, :, None, :]).mul_(G[:, None, start:stop, :keys]).sum(0)
+                    block += lin_q[:, start:stop] @ lin_k[..., :keys]
                 block += N[start:stop, :keys]
                 out[u, :, start:stop, :keys] = block
         return out
