@@ -233,8 +233,8 @@ def _attachments(
 ) -> dict:
     """(partner [N], share [N]) of each unit: the units of a layer in one ``unit_logits``, then the
     masked softmax, the pooling to words and the argmax of several units at once (as many as keep
-    the stacked [n, B, T, T] logits within ``budget`` elements). Under a mask that hides every later
-    key (``hides_later_keys``) only the lower triangle of the logits is computed."""
+    the stacked [n, B, T, T] logits within ``budget`` elements). Under RoPE and a mask that hides every
+    later key (``hides_later_keys``) only the lower triangle of the assembled units' logits is computed."""
     out: dict = {}
     by_layer: dict[int, list] = {}
     for u in units:
@@ -253,7 +253,8 @@ def _attachments(
             out[u] = (p[n], v[n])
         pending, size = [], 0
 
-    causal = hides_later_keys(amask)
+    # only the RoPE assembled units compute less under a causal mask: no check without RoPE
+    causal = rotary is not None and hides_later_keys(amask)
     for layer, us in by_layer.items():
         keys = [("assembled" if m == "assembled" else "truncated", comps) for m, _, comps in us]
         logits = unit_logits(factors[layer], residuals[layer].float(), rotary, keys, causal=causal)
