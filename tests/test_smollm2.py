@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +90,44 @@ def test_smollm2_score_words_equals_the_per_unit_reference(smollm2):
     residuals = {l: r.float() for l, r in acts.residuals.items()}
     fast = score_words(typed, factors, residuals, rot, amask, wb)
     _assert_same_scores(fast, score_words_reference(typed, factors, residuals, rot, amask, wb))
+
+
+def test_smollm2_assembled_units_causal_and_cached_equal_their_own_logits(smollm2):
+    """Every layer's assembled units on SmolLM2 as score_words computes them (together, causal lower
+    triangle, RoPE position terms from the cache) against assembled_logits one unit at a time: a short
+    batch (cache built), a shorter one (cache sliced) and one past CACHED_POSITIONS (computed afresh)."""
+    from test_typed_relations import _sentence_batch
+
+    from pipeline.model.activations import capture
+    from pipeline.model.extractor import KnowledgeGraphExtractor
+    from pipeline.model.units import CACHED_POSITIONS, assembled_logits, unit_logits
+    from pipeline.relations.words import prefix_token
+
+    ex = KnowledgeGraphExtractor(smollm2.model, smollm2.tokenizer, typed_relations="smollm2")
+    assert ex.typed_relations is not None
+    by_layer: dict[int, list] = {}
+    for t in ex.typed_relations.relations.values():
+        if t.method == "assembled":
+            by_layer.setdefault(t.layer, []).append(t.components)
+    layers = sorted(by_layer)
+    long_text = " ".join(["The committee that the council appointed last spring met again on Tuesday ,"] * 6)
+    texts = [
+        ["Marie Curie won the Nobel Prize in Physics .", "She left ."],
+        ["The train was late ."],
+        [long_text, "It rained ."],
+    ]
+    for batch in texts:
+        ids, mask, _ = _sentence_batch(smollm2.tokenizer, batch, prefix_token(smollm2.tokenizer, True))
+        acts = capture(ex.adapter, ids, mask, layers=layers)
+        assert acts.rotary is not None
+        rot = (acts.rotary[0].float(), acts.rotary[1].float())
+        T = ids.shape[1]
+        assert (T > CACHED_POSITIONS) == (batch is texts[2])
+        lower = torch.ones(T, T, dtype=torch.bool).tril()
+        for layer in layers:
+            hf, x = ex.head_factors(layer), acts.residuals[layer].float()
+            units = [("assembled", comps) for comps in by_layer[layer]]
+            got = unit_logits(hf, x, rot, units, causal=True)
+            for n, (_, comps) in enumerate(units):
+                ref = assembled_logits(hf, x, rot, comps)
+                torch.testing.assert_close(got[n][:, lower], ref[:, lower], atol=1e-3, rtol=1e-4)

@@ -337,6 +337,63 @@ def test_unit_logits_of_a_layer_equal_each_units_own_logits(family):
     )  # cached maps kept apart
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt_neox"])
+def test_rope_assembled_units_are_exact_causal_and_with_their_position_cache(family, monkeypatch):
+    """The RoPE assembled units of a layer, scored together from cached position terms, against
+    assembled_logits one unit at a time: batches within the cache (built, then sliced), beyond it
+    (computed afresh), after it grows, under other rotary values (recomputed, not reused), and with
+    causal=True on the lower triangle (what a causal mask lets through)."""
+    from tiny_models import tiny
+
+    import pipeline.model.units as units_mod
+    from pipeline.model.activations import capture
+    from pipeline.model.units import HeadFactors, assembled_logits, model_mask, unit_logits
+    from pipeline.relations.typed import _truncated_head_logits, hides_later_keys
+
+    monkeypatch.setattr(units_mod, "CACHED_POSITIONS", 8)
+    monkeypatch.setattr(units_mod, "CAUSAL_BLOCK", 3)  # several blocks, the last one short
+    ex = KnowledgeGraphExtractor(tiny(family).float())
+    ids = torch.randint(0, 100, (3, 11), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[2, 4:] = 0
+    acts = capture(ex.adapter, ids, mask, layers=[1])
+    cos, sin = acts.rotary[0].float(), acts.rotary[1].float()
+    hf, x = HeadFactors(ex, 1), acts.residuals[1].float()
+    units = [
+        ("assembled", ((0, 1), (0, 3), (2, 0), (2, 5), (3, 7))),
+        ("truncated", tuple((1, r) for r in range(3))),
+        ("assembled", ((3, 0), (0, 3), (1, 2))),  # shares components with the first unit
+        ("assembled", ((2, 4),)),
+    ]
+
+    def reference(T, rot):
+        xs = x[:, :T]
+        return torch.stack(
+            [
+                assembled_logits(hf, xs, rot, comps)
+                if kind == "assembled"
+                else _truncated_head_logits(hf, xs, rot, comps[0][0], len(comps))
+                for kind, comps in units
+            ]
+        )
+
+    lower = torch.ones(11, 11, dtype=torch.bool).tril()
+    # other rotary values at the same lengths: twice the angles (a shift of every position would
+    # not do, the logits see only relative positions)
+    doubled = (cos * cos - sin * sin, 2 * sin * cos)
+    # T=6 builds the cache, 4 slices it, 11 is past it, 8 grows it, 6 slices the grown one
+    for T, rot in [(6, (cos, sin)), (4, (cos, sin)), (11, (cos, sin)), (8, (cos, sin)), (6, (cos, sin)), (6, doubled)]:
+        rot = (rot[0][:, :T], rot[1][:, :T])
+        ref = reference(T, rot)
+        torch.testing.assert_close(unit_logits(hf, x[:, :T], rot, units), ref, atol=1e-4, rtol=1e-4)
+        causal = unit_logits(hf, x[:, :T], rot, units, causal=True)
+        assert torch.isfinite(causal).all()
+        tri = lower[:T, :T]
+        torch.testing.assert_close(causal[..., tri], ref[..., tri], atol=1e-4, rtol=1e-4)
+    assert hides_later_keys(model_mask(mask, True)) and not hides_later_keys(model_mask(mask, False))
+
+
 def _sentence_batch(tokenizer, texts, prefix=None):
     """A WordBatch of whitespace words of several sentences (right-padded rows of different lengths)."""
     from pipeline.relations.alignment import align_subwords

@@ -38,6 +38,7 @@ from pipeline.model.rope import apply_rope
 from pipeline.model.scoring import PairScorer, attention_share
 
 if TYPE_CHECKING:
+    from pipeline.model.units import HeadFactors
     from pipeline.relations.labels import TypedRelationSet
     from pipeline.relations.typed import TypedRelation
 
@@ -165,7 +166,7 @@ class KnowledgeGraphExtractor:
         self._ranked: dict[tuple[int, str], list[RelationalSubspace]] = {}
         self.typed_relations: TypedRelationSet | None = None
         self._warned_untyped = False
-        self._typed_factors: dict[int, Any] = {}
+        self._typed_factors: dict[int, HeadFactors] = {}  # by layer; see head_factors
         if typed_relations is not None:
             self.use_typed_relations(typed_relations)
 
@@ -471,7 +472,7 @@ class KnowledgeGraphExtractor:
             if isinstance(s, RelationalSubspace):
                 U, V = s.U, s.V
             else:
-                U, V = s.directions(self._factors_of(s.layer))
+                U, V = s.directions(self.head_factors(s.layer))
             x = xs[s.layer]
             out.append(SubspaceProjection(s, x @ U.to(x.dtype), x @ V.to(x.dtype)))
         return out
@@ -545,12 +546,17 @@ class KnowledgeGraphExtractor:
         ]
         return rel
 
-    def _factors_of(self, layer: int):
+    def head_factors(self, layer: int) -> HeadFactors:
+        """The stacked SVD factors of every head of ``layer`` (``HeadFactors``), built once per layer
+        and kept: the typed relations' unit maps and RoPE position terms are cached on them, so every
+        caller that scores this extractor's units (``RelationExtractor``, ``identify_relation_types``)
+        shares one copy of the factors and of those caches."""
         from pipeline.model.units import HeadFactors
 
-        if layer not in self._typed_factors:
-            self._typed_factors[layer] = HeadFactors(self, layer)
-        return self._typed_factors[layer]
+        factors = self._typed_factors.get(layer)
+        if factors is None:
+            factors = self._typed_factors[layer] = HeadFactors(self, layer)
+        return factors
 
     def _typed_token_relations(self, token_ids, typed, threshold: float, attention_mask) -> list[TokenRelation]:
         """Typed relations between tokens: every real, non-special token is one word."""
@@ -564,7 +570,7 @@ class KnowledgeGraphExtractor:
         if not any(members):
             return []
         wb = word_batch(ids.cpu(), mask.cpu(), members, self.adapter.causal)
-        scores = score_batch(self, typed, {t.layer: self._factors_of(t.layer) for t in typed}, wb)
+        scores = score_batch(self, typed, {t.layer: self.head_factors(t.layer) for t in typed}, wb)
         bidx, uidx = wb.bidx, wb.uidx
         out = []
         for t in typed:

@@ -223,7 +223,7 @@ class _UnitMaps:
     every unit's query and key rows by a gather: [sigma_r a_ir ..., x_i.w_q, 1] and [b_jr ..., 1,
     x_j.w_k + const], padded with a zero column to one width. Under RoPE the truncated units are one
     rotated product each, stacked the same way (P = U_k alpha_k^T, biases b_q, b_k), and the assembled
-    ones go through ``_rope_assembled_logits``."""
+    ones together through ``_RopeAssembled``."""
 
     def __init__(self, hf: HeadFactors, units: Sequence[UnitKey], rotary: bool) -> None:
         d = hf.U.shape[1]
@@ -273,52 +273,178 @@ class _UnitMaps:
             self.tp = torch.cat([m[1] for m in maps])
             self.tK = torch.cat([m[2] for m in maps], 1)
             self.tk = torch.cat([m[3] for m in maps])
-        self.assembled = [_rope_factors(hf, units[n][1]) for n in self.rope_assembled]
+        self.assembled = _RopeAssembled(hf, [units[n][1] for n in self.rope_assembled]) if self.rope_assembled else None
 
 
-def _rope_factors(hf: HeadFactors, comps: Sequence[tuple[int, int]]):
-    """An assembled unit's factors for RoPE: (U_C [d, R], V_C [d, R], alpha_C^T [R, e], beta_C^T
-    [R, e], per head (slice of its components in C, b_q, b_k))."""
-    U, V, al, be, heads = [], [], [], [], []
-    start = 0
-    for h in sorted({h for h, _ in comps}):
-        r_idx = torch.as_tensor([r for hh, r in comps if hh == h], dtype=torch.long)
-        U.append(hf.U[h][:, r_idx])
-        V.append(hf.V[h][:, r_idx])
-        al.append(hf.alpha[h][:, r_idx].T)
-        be.append(hf.beta[h][:, r_idx].T)
-        heads.append((slice(start, start + len(r_idx)), hf.b_q[h], hf.b_k[h]))
-        start += len(r_idx)
-    return torch.cat(U, 1), torch.cat(V, 1), torch.cat(al), torch.cat(be), heads
+CACHED_POSITIONS = 64
+"""``_RopeAssembled`` keeps its position-only terms for positions 0..CACHED_POSITIONS-1 (batches
+longer than this get them computed afresh): three [P, P, R_u] float32 tensors per unit of R_u
+components, P this (about 47 MB for SmolLM2's 14 assembled units of 59-74 components)."""
+
+CAUSAL_BLOCK = 16
+"""Query rows per block when only the lower triangle of the logits is wanted (``causal``)."""
 
 
-def _rope_assembled_logits(factors, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """``assembled_logits`` under RoPE (unscaled), with every row at positions 0..T-1 (``cos``, ``sin``
-    [T, e] of those positions). The content term sum_r a_ir b_jr (R_i alpha_r).(R_j beta_r) with
-    the position-only G_r(i, j) = (R_i alpha_r).(R_j beta_r), [R, T, T], instead of [R, B, T, e] rotated
-    queries and keys; the linear terms as products of the per-head sums sum_r a_ir R_i alpha_r."""
-    U, V, al, be, heads = factors
-    a, b = x @ U, x @ V  # [B, T, R]
-    T = cos.shape[0]
-    ral = apply_rope(al[:, None, :].expand(-1, T, -1), cos, sin)  # [R, T, e]: R_i alpha_r
-    rbe = apply_rope(be[:, None, :].expand(-1, T, -1), cos, sin)
-    G = torch.einsum("rie,rje->ijr", ral, rbe)  # [T, T, R]
-    out = torch.einsum("bir,bjr,ijr->bij", a, b, G)
-    for sl, bq, bk in heads:
-        Qb, Kb = apply_rope(bq.expand(T, -1), cos, sin), apply_rope(bk.expand(T, -1), cos, sin)  # [T, e]
-        Qs = torch.einsum("bir,rie->bie", a[..., sl], ral[sl])  # sum_r R_i (a_ir alpha_r)
-        Ks = torch.einsum("bjr,rje->bje", b[..., sl], rbe[sl])
-        out = out + Qs @ Kb.T + Qb @ Ks.transpose(1, 2) + (sl.stop - sl.start) * (Qb @ Kb.T)
-    return out
+class _RopeAssembled:
+    """Every assembled unit of one layer under RoPE, scored together (``unit_logits``).
+
+    Per unit with components C (per head h: b_q^h, b_k^h and its n_h components), a_ir = x_i.u_r,
+    b_jr = x_j.v_r and R_i the rotation of position i, the unscaled logit is
+
+        sum_r a_ir b_jr G_r(i, j) + sum_r a_ir Hq_r(i, j) + sum_r b_jr Mk_r(i, j) + N(i, j)
+
+    with the position-only G_r(i, j) = (R_i alpha_r).(R_j beta_r), Hq_r(i, j) = (R_i alpha_r).(R_j
+    b_k^h(r)), Mk_r(i, j) = (R_i b_q^h(r)).(R_j beta_r) and N(i, j) = sum_h n_h (R_i b_q^h).(R_j b_k^h)
+    (``assembled_logits``' four terms, the rotation moved onto the factors). So per batch only a_ir
+    and b_jr depend on the input: one projection of the residuals on the union of the layer's
+    components (units of one layer share many), and the position terms are kept across batches for
+    the first ``CACHED_POSITIONS`` positions (sliced to [:T, :T]), checked against the (cos, sin) of
+    each call, so a caller with other rotary values gets them recomputed, never stale ones.
+
+    Past the cache (long sentences, few rows) G is computed per batch as before, and the linear
+    terms as products of the per-head sums sum_r a_ir R_i alpha_r with R_j b_k^h (cheaper than Hq
+    and Mk when the batch has few rows).
+    """
+
+    def __init__(self, hf: HeadFactors, units: Sequence[Sequence[tuple[int, int]]]) -> None:
+        unit_comps = [_by_head(cs) for cs in units]
+        cols = sorted({c for cs in unit_comps for c in cs})
+        where = {c: n for n, c in enumerate(cols)}
+        # one projection for the whole layer: the union of the components of its units
+        self.U = torch.stack([hf.U[h][:, r] for h, r in cols], 1)  # [d, C]
+        self.V = torch.stack([hf.V[h][:, r] for h, r in cols], 1)
+        self.alpha = torch.stack([hf.alpha[h][:, r] for h, r in cols])  # [C, e]
+        self.beta = torch.stack([hf.beta[h][:, r] for h, r in cols])
+        heads = sorted({h for h, _ in cols})
+        self.b_q = torch.stack([hf.b_q[h] for h in heads])  # [n_heads, e]: the heads of any unit
+        self.b_k = torch.stack([hf.b_k[h] for h in heads])
+        self.col_head = torch.as_tensor([heads.index(h) for h, _ in cols])  # [C]: its row in b_q, b_k
+        self.columns = [torch.as_tensor([where[c] for c in cs]) for cs in unit_comps]  # per unit, [R_u]
+        # per unit: (row of the head in b_q, b_k; the unit's columns of that head), head by head
+        self.head_columns = [
+            [
+                (heads.index(h), torch.as_tensor([where[(hh, r)] for hh, r in cs if hh == h]))
+                for h in sorted({h for h, _ in cs})
+            ]
+            for cs in unit_comps
+        ]
+        # per unit: n_h of each head (its multiplicity in N), [n_heads]
+        self.head_counts = [
+            torch.bincount(self.col_head[idx], minlength=len(heads)).to(self.alpha.dtype) for idx in self.columns
+        ]
+        self._cache: tuple | None = None  # (cos, sin, per-unit terms) at CACHED_POSITIONS or fewer
+
+    def _rotated(self, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """R_i alpha_r, R_j beta_r [C, T, e] and R_i b_q^h, R_j b_k^h [n_heads, T, e]."""
+        T = cos.shape[0]
+        return tuple(
+            apply_rope(f[:, None, :].expand(-1, T, -1), cos, sin) for f in (self.alpha, self.beta, self.b_q, self.b_k)
+        )
+
+    def _terms(self, cos: torch.Tensor, sin: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Per unit (G, Hq, Mk [T, T, R_u], N [T, T]) at the positions of ``cos``, ``sin`` [T, e]."""
+        ral, rbe, rbq, rbk = self._rotated(cos, sin)
+        G = torch.einsum("rie,rje->ijr", ral, rbe)  # [T, T, C]
+        Hq = torch.einsum("rie,rje->ijr", ral, rbk[self.col_head])
+        Mk = torch.einsum("rie,rje->ijr", rbq[self.col_head], rbe)
+        N = torch.einsum("hie,hje->hij", rbq, rbk)  # [n_heads, T, T]
+        return [
+            (
+                G[..., idx].contiguous(),
+                Hq[..., idx].contiguous(),
+                Mk[..., idx].contiguous(),
+                torch.einsum("h,hij->ij", n, N),
+            )
+            for idx, n in zip(self.columns, self.head_counts)
+        ]
+
+    def _position_terms(self, cos: torch.Tensor, sin: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """``_terms`` for T <= CACHED_POSITIONS, from the cache when it covers T positions with these
+        very (cos, sin)."""
+        T = cos.shape[0]
+        cache = self._cache  # one read: a cache swapped in by another thread is whole or absent
+        if cache is not None:
+            c_cos, c_sin, terms = cache
+            if c_cos.shape[0] >= T and torch.equal(c_cos[:T], cos) and torch.equal(c_sin[:T], sin):
+                return [(G[:T, :T], Hq[:T, :T], Mk[:T, :T], N[:T, :T]) for G, Hq, Mk, N in terms]
+        # a longer batch (or other rotary values): rebuild at its T; the caller's (cos, sin) cover only
+        # the batch's positions, so the cache grows with the batches up to CACHED_POSITIONS and stays
+        terms = self._terms(cos, sin)
+        self._cache = (cos.clone(), sin.clone(), terms)
+        return terms
+
+    def logits(
+        self, flat: torch.Tensor, B: int, T: int, cos: torch.Tensor, sin: torch.Tensor, causal: bool
+    ) -> torch.Tensor:
+        """Unscaled logits of every unit, [n_units, B, T, T], from the residuals ``flat`` [B*T, d] of
+        rows at positions 0..T-1 (``cos``, ``sin`` [T, e]). ``causal``: only keys j <= i are computed
+        (query rows in blocks of ``CAUSAL_BLOCK``, each up to its last row); the other entries are
+        finite but meaningless, for a caller whose mask hides every later key."""
+        a = (flat @ self.U).view(B, T, -1)  # [B, T, C]: a_ir for the union of the layer's components
+        b = (flat @ self.V).view(B, T, -1)
+        cached = T <= CACHED_POSITIONS
+        terms: list[tuple[torch.Tensor, ...]] = []
+        if cached:
+            terms = self._position_terms(cos, sin)
+        else:
+            ral, rbe, rbq, rbk = self._rotated(cos, sin)
+            G_all = torch.bmm(ral, rbe.transpose(1, 2))  # [C, T, T], component-major: gathered by rows
+            N_all = torch.bmm(rbq, rbk.transpose(1, 2))  # [n_heads, T, T]
+        # zeros, not empty: entries left out under ``causal`` must stay finite for the masked softmax
+        out = torch.zeros(len(self.columns), B, T, T) if causal else torch.empty(len(self.columns), B, T, T)
+        step = CAUSAL_BLOCK if causal else T
+        for u, idx in enumerate(self.columns):
+            if cached:
+                G, Hq, Mk, N = terms[u]  # [T, T, R_u] (views of the cache)
+                au, bu = a[..., idx], b[..., idx]  # [B, T, R_u]
+            else:
+                # component-major here: G [R_u, T, T] gathered by rows, a and b [R_u, B, T] to match
+                G = G_all.index_select(0, idx)
+                au, bu = a[..., idx].permute(2, 0, 1).contiguous(), b[..., idx].permute(2, 0, 1).contiguous()
+                N = torch.einsum("h,hij->ij", self.head_counts[u], N_all)
+                # the linear terms, all heads of the unit in one product: [sum_r a_ir R_i alpha_r ... |
+                # R_i b_q^h ...] . [R_j b_k^h ... | sum_r b_jr R_j beta_r ...], each [B, T, 2 e n_heads]
+                qs, ks, bq, bk = [], [], [], []
+                for hr, hc in self.head_columns[u]:
+                    qs.append(torch.einsum("bir,rie->bie", a[..., hc], ral[hc]))
+                    ks.append(torch.einsum("bjr,rje->bje", b[..., hc], rbe[hc]))
+                    bq.append(rbq[hr].expand(B, -1, -1))
+                    bk.append(rbk[hr].expand(B, -1, -1))
+                lin_q = torch.cat(qs + bq, -1)
+                lin_k = torch.cat(bk + ks, -1).transpose(1, 2).contiguous()  # [B, 2 e n_heads, T]
+            for start in range(0, T, step):
+                stop = min(start + step, T)
+                keys = stop if causal else T  # a causal block's rows see keys up to its last row
+                if cached:
+                    ai, bj = au[:, start:stop], bu[:, :keys]
+                    # the content term as one broadcast product and sum over r: much cheaper here than a
+                    # three-operand einsum, which permutes the [B, T, T, R] product for a batched matmul
+                    block = (ai[:, :, None, :] * bj[:, None, :, :]).mul_(G[start:stop, :keys]).sum(-1)
+                    block += torch.einsum("bir,ijr->bij", ai, Hq[start:stop, :keys])
+                    block += torch.einsum("bjr,ijr->bij", bj, Mk[start:stop, :keys])
+                else:
+                    ai, bj = au[:, :, start:stop], bu[:, :, :keys]
+                    block = (ai[..., None] * bj[:, :, None, :]).mul_(G[:, None, start:stop, :keys]).sum(0)
+                    block += lin_q[:, start:stop] @ lin_k[..., :keys]
+                block += N[start:stop, :keys]
+                out[u, :, start:stop, :keys] = block
+        return out
 
 
-def unit_logits(hf: HeadFactors, x: torch.Tensor, rotary, units: Sequence[UnitKey]) -> torch.Tensor:
+def unit_logits(
+    hf: HeadFactors, x: torch.Tensor, rotary, units: Sequence[UnitKey], causal: bool = False
+) -> torch.Tensor:
     """Scaled logits of several units of one layer, [n_units, B, T, T] (biases and RoPE included, no
     mask): equal, up to float rounding, to ``assembled_logits`` (``assembled`` units) and to a head's
     top-k truncation logits (``truncated``), computed together: every single-product unit (every unit
     without RoPE; truncated ones under RoPE) in one projection and one batched product, the assembled
-    units under RoPE each by ``_rope_assembled_logits``. RoPE needs every row of the batch at
-    positions 0..T-1 (right padding), as ``component_logits`` does."""
+    units under RoPE together by ``_RopeAssembled``. RoPE needs every row of the batch at positions
+    0..T-1 (right padding), as ``component_logits`` does.
+
+    ``causal``: the caller masks every key j > i (a decoder's mask), so only the lower triangle
+    j <= i of each unit has to be right; the RoPE assembled units then skip most of the rest (the
+    entries above the diagonal are finite, otherwise arbitrary). The other units are single matrix
+    products, computed whole either way."""
     key = (tuple(units), rotary is not None)
     maps = hf._maps.get(key)
     if maps is None:
@@ -345,9 +471,9 @@ def unit_logits(hf: HeadFactors, x: torch.Tensor, rotary, units: Sequence[UnitKe
             k = torch.addmm(maps.tk, flat, maps.tK).view(B, T, n, e).permute(2, 0, 1, 3)
             q, k = apply_rope(q, cos, sin) * hf.scale, apply_rope(k, cos, sin)
             parts.append((maps.product, torch.matmul(q, k.transpose(-1, -2))))
-        if maps.rope_assembled:
-            rope = [_rope_assembled_logits(f, x, cos, sin) * hf.scale for f in maps.assembled]
-            parts.append((maps.rope_assembled, torch.stack(rope)))
+        if maps.assembled is not None:
+            rope = maps.assembled.logits(flat, B, T, cos, sin, causal).mul_(hf.scale)
+            parts.append((maps.rope_assembled, rope))
     if len(parts) == 1 and parts[0][0] == list(range(len(units))):
         return parts[0][1]
     out = torch.empty(len(units), B, T, T)

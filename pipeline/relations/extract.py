@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
-from pipeline.model.units import HeadFactors
 from pipeline.relations.alignment import align_subwords, membership
 from pipeline.relations.facts import (
     FACT_ARC_FLOOR,
@@ -164,7 +163,8 @@ class RelationExtractor:
         self.stats = RelationStats()
         self.causal = extractor.adapter.causal
         self.prefix = prefix_token(self.tok, self.causal) if typed else None
-        self.factors = {t.layer: HeadFactors(extractor, t.layer) for t in typed}
+        # the extractor's own factors: built once per extractor, with the caches unit_logits keeps on them
+        self.factors = {t.layer: extractor.head_factors(t.layer) for t in typed}
         self.by_relation = {t.relation: t for t in typed}
         # facts need typed subjects; None: no facts (untyped subspaces, or not asked for)
         self.fact_threshold = fact_threshold if typed and "nsubj" in self.by_relation else None

@@ -211,6 +211,17 @@ def unit_key(t: TypedRelation) -> tuple[str, int, tuple[tuple[int, int], ...]]:
     return (t.method, t.layer, t.components)
 
 
+def hides_later_keys(amask: torch.Tensor) -> bool:
+    """Whether the additive mask [B, T, T] hides every key j > i of every query i (-inf there), so
+    logits above the diagonal never reach the softmax. Read off the mask itself rather than the
+    model's kind, so a wrong assumption can only cost time, never change a score."""
+    T = amask.shape[-1]
+    if T < 2:
+        return True
+    later = torch.ones(T, T, dtype=torch.bool).triu(1)
+    return bool(torch.isneginf(amask[:, later]).all())
+
+
 def _attachments(
     units: Sequence[tuple[str, int, tuple[tuple[int, int], ...]]],
     factors: dict[int, HeadFactors],
@@ -222,7 +233,8 @@ def _attachments(
 ) -> dict:
     """(partner [N], share [N]) of each unit: the units of a layer in one ``unit_logits``, then the
     masked softmax, the pooling to words and the argmax of several units at once (as many as keep
-    the stacked [n, B, T, T] logits within ``budget`` elements)."""
+    the stacked [n, B, T, T] logits within ``budget`` elements). Under RoPE and a mask that hides every
+    later key (``hides_later_keys``) only the lower triangle of the assembled units' logits is computed."""
     out: dict = {}
     by_layer: dict[int, list] = {}
     for u in units:
@@ -241,9 +253,11 @@ def _attachments(
             out[u] = (p[n], v[n])
         pending, size = [], 0
 
+    # only the RoPE assembled units compute less under a causal mask: no check without RoPE
+    causal = rotary is not None and hides_later_keys(amask)
     for layer, us in by_layer.items():
         keys = [("assembled" if m == "assembled" else "truncated", comps) for m, _, comps in us]
-        logits = unit_logits(factors[layer], residuals[layer].float(), rotary, keys)
+        logits = unit_logits(factors[layer], residuals[layer].float(), rotary, keys, causal=causal)
         if size and size + logits.numel() > budget:
             flush()
         pending.append((us, logits))
