@@ -299,22 +299,43 @@ def test_batching_by_length_and_token_budget_does_not_change_relations_or_facts(
     assert s_default.padded_tokens <= 1.25 * s_default.tokens, (s_default.padded_tokens, s_default.tokens)
 
 
-@pytest.mark.parametrize("family", ["bert", "llama", "gpt2", "gpt_neox"])
-def test_unit_logits_of_a_layer_equal_each_units_own_logits(family):
-    """unit_logits (every unit of a layer at once) against assembled_logits and a head's top-k
-    truncation, one unit at a time, RoPE (partial for GPT-NeoX) and padded rows included."""
+def _tiny_layer_1(family):
+    """A tiny model of ``family``, a 3-row batch with two right-padded rows (mask), and its layer-1 capture."""
     from tiny_models import tiny
 
     from pipeline.model.activations import capture
-    from pipeline.model.units import HeadFactors, assembled_logits, unit_logits
-    from pipeline.relations.typed import _truncated_head_logits
 
     ex = KnowledgeGraphExtractor(tiny(family).float())
     ids = torch.randint(0, 100, (3, 11), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[1, 7:] = 0
     mask[2, 4:] = 0
-    acts = capture(ex.adapter, ids, mask, layers=[1])
+    return ex, mask, capture(ex.adapter, ids, mask, layers=[1])
+
+
+def _each_units_logits(hf, x, rot, units):
+    """The reference: each unit on its own (assembled_logits, or a head's top-k truncation), stacked."""
+    from pipeline.model.units import assembled_logits
+    from pipeline.relations.typed import _truncated_head_logits
+
+    return torch.stack(
+        [
+            assembled_logits(hf, x, rot, comps)
+            if kind == "assembled"
+            else _truncated_head_logits(hf, x, rot, comps[0][0], len(comps))
+            for kind, comps in units
+        ]
+    )
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2", "gpt_neox"])
+def test_unit_logits_of_a_layer_equal_each_units_own_logits(family):
+    """unit_logits (every unit of a layer at once) against assembled_logits and a head's top-k
+    truncation, one unit at a time, RoPE (partial for GPT-NeoX) and padded rows included."""
+
+    from pipeline.model.units import HeadFactors, unit_logits
+
+    ex, _, acts = _tiny_layer_1(family)
     rot = None if acts.rotary is None else (acts.rotary[0].float(), acts.rotary[1].float())
     hf, x = HeadFactors(ex, 1), acts.residuals[1].float()
     units = [
@@ -323,14 +344,7 @@ def test_unit_logits_of_a_layer_equal_each_units_own_logits(family):
         ("assembled", ((3, 0),)),
         ("truncated", tuple((2, r) for r in range(ex.adapter.d_head))),  # the whole head
     ]
-    ref = torch.stack(
-        [
-            assembled_logits(hf, x, rot, comps)
-            if kind == "assembled"
-            else _truncated_head_logits(hf, x, rot, comps[0][0], len(comps))
-            for kind, comps in units
-        ]
-    )
+    ref = _each_units_logits(hf, x, rot, units)
     torch.testing.assert_close(unit_logits(hf, x, rot, units), ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(
         unit_logits(hf, x, rot, units[2:]), ref[2:], atol=1e-4, rtol=1e-4
@@ -343,21 +357,14 @@ def test_rope_assembled_units_are_exact_causal_and_with_their_position_cache(fam
     assembled_logits one unit at a time: batches within the cache (built, then sliced), beyond it
     (computed afresh), after it grows, under other rotary values (recomputed, not reused), and with
     causal=True on the lower triangle (what a causal mask lets through)."""
-    from tiny_models import tiny
 
     import pipeline.model.units as units_mod
-    from pipeline.model.activations import capture
-    from pipeline.model.units import HeadFactors, assembled_logits, model_mask, unit_logits
-    from pipeline.relations.typed import _truncated_head_logits, hides_later_keys
+    from pipeline.model.units import HeadFactors, model_mask, unit_logits
+    from pipeline.relations.typed import hides_later_keys
 
     monkeypatch.setattr(units_mod, "CACHED_POSITIONS", 8)
     monkeypatch.setattr(units_mod, "CAUSAL_BLOCK", 3)  # several blocks, the last one short
-    ex = KnowledgeGraphExtractor(tiny(family).float())
-    ids = torch.randint(0, 100, (3, 11), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids)
-    mask[1, 7:] = 0
-    mask[2, 4:] = 0
-    acts = capture(ex.adapter, ids, mask, layers=[1])
+    ex, mask, acts = _tiny_layer_1(family)
     cos, sin = acts.rotary[0].float(), acts.rotary[1].float()
     hf, x = HeadFactors(ex, 1), acts.residuals[1].float()
     units = [
@@ -367,17 +374,6 @@ def test_rope_assembled_units_are_exact_causal_and_with_their_position_cache(fam
         ("assembled", ((2, 4),)),
     ]
 
-    def reference(T, rot):
-        xs = x[:, :T]
-        return torch.stack(
-            [
-                assembled_logits(hf, xs, rot, comps)
-                if kind == "assembled"
-                else _truncated_head_logits(hf, xs, rot, comps[0][0], len(comps))
-                for kind, comps in units
-            ]
-        )
-
     lower = torch.ones(11, 11, dtype=torch.bool).tril()
     # other rotary values at the same lengths: twice the angles (a shift of every position would
     # not do, the logits see only relative positions)
@@ -385,7 +381,7 @@ def test_rope_assembled_units_are_exact_causal_and_with_their_position_cache(fam
     # T=6 builds the cache, 4 slices it, 11 is past it, 8 grows it, 6 slices the grown one
     for T, rot in [(6, (cos, sin)), (4, (cos, sin)), (11, (cos, sin)), (8, (cos, sin)), (6, (cos, sin)), (6, doubled)]:
         rot = (rot[0][:, :T], rot[1][:, :T])
-        ref = reference(T, rot)
+        ref = _each_units_logits(hf, x[:, :T], rot, units)
         torch.testing.assert_close(unit_logits(hf, x[:, :T], rot, units), ref, atol=1e-4, rtol=1e-4)
         causal = unit_logits(hf, x[:, :T], rot, units, causal=True)
         assert torch.isfinite(causal).all()
