@@ -3,6 +3,7 @@ whitelists and injection, and the NetworkX <-> Neo4j round trip (no mocks)."""
 
 from __future__ import annotations
 
+import gc
 import random
 import re
 from dataclasses import replace
@@ -1004,12 +1005,17 @@ def test_a_batch_is_one_transaction_and_unchanged_documents_are_skipped(db) -> N
     assert [s for s, _ in seen] == ["SPANS", "SENTENCES", "MENTIONS", "EVIDENCE"]
     assert dump(driver, database) == before
     # The rerun: doc1 skipped (one statement for the whole batch's states, nothing written for it).
-    progress: list[tuple[str, int]] = []
+    # The cyclic garbage collector is paused while the rows are built and written (pipeline.gc_pause),
+    # and on again afterwards, as before the call.
+    progress: list[tuple[str, int, bool]] = []
+    assert gc.isenabled()
     results = store.upsert_batch(
-        driver, database, [doc1(), doc2_changed(), d3], on_batch=lambda s, n: progress.append((s, n))
+        driver, database, [doc1(), doc2_changed(), d3], on_batch=lambda s, n: progress.append((s, n, gc.isenabled()))
     )
+    assert gc.isenabled()
     assert results == ["unchanged", "replaced", "added"]
-    assert [s for s, _ in progress][:4] == ["SPANS", "SENTENCES", "MENTIONS", "EVIDENCE"]
+    assert [s for s, _, _ in progress][:4] == ["SPANS", "SENTENCES", "MENTIONS", "EVIDENCE"]
+    assert not any(enabled for _, _, enabled in progress)
     assert_matches_kg(driver, database, kg_of(doc1(), doc2_changed(), d3))
     assert store.upsert_batch(driver, database, [doc1(), doc2_changed(), d3]) == ["unchanged"] * 3
     # The same id twice in one batch: written in order, as by two calls.

@@ -36,11 +36,12 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import Any, Literal, TypeVar
 
 import neo4j
 
+from pipeline.gc_pause import paused_cyclic_gc
 from pipeline.graph import KnowledgeGraph, ProvenanceUnavailableError
 from pipeline.graph.provenance import is_typed_relation, relation_label
 from pipeline.store import queries
@@ -112,42 +113,35 @@ DEFAULT_MAX_ROWS = 200_000
 
 
 class _Batcher:
-    """Runs one statement over rows in UNWIND batches inside a managed transaction."""
+    """Runs one statement over rows in UNWIND batches inside a transaction.
+
+    The batches are pipelined: each is sent before the previous one's result is read, so the driver
+    packs batch k+1 while the server runs batch k (the server runs a transaction's statements in
+    order; the driver reads batch k's result before batch k+1's RUN is answered). A failed batch
+    raises at the next send, at ``run``'s read or at the commit, and the transaction rolls back.
+    """
 
     def __init__(self, tx: Tx, batch_size: int, on_batch: BatchCallback | None) -> None:
         self.tx = tx
         self.batch_size = batch_size
         self.on_batch = on_batch
 
-    def run(self, name: str, rows: Sequence[Any], **params: Any) -> list[dict[str, Any]]:
-        """Run ``queries.<name>`` over ``rows``; the records of every batch, in order."""
+    def send(self, name: str, rows: Iterable[Any], **params: Any) -> list[neo4j.Result]:
+        """Send ``queries.<name>`` over ``rows``, one UNWIND batch after the other, without reading
+        the last batch's result (the next statement or the commit does). ``rows`` may be a generator:
+        then each batch's rows are built while the server runs the batch before."""
         query = getattr(queries, name)
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.batch_size):
-            batch = list(rows[start : start + self.batch_size])
-            out.extend(record.data() for record in self.tx.run(query, params, rows=batch))
+        results = []
+        it = iter(rows)
+        while batch := list(islice(it, self.batch_size)):
+            results.append(self.tx.run(query, params, rows=batch))
             if self.on_batch is not None:
                 self.on_batch(name, len(batch))
-        return out
+        return results
 
-
-class _Ahead:
-    """Builds a transaction's statement rows in a background thread, in the order the statements need
-    them, so that the Python work for the next statement overlaps the server's work on the current
-    one (the driver releases the GIL while it waits on the socket). Rows only, from the validated
-    documents: nothing here talks to the server, so the transaction's contents are what they would be
-    without it."""
-
-    def __init__(self, steps: dict[str, Callable[[], Any]]) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="qkgraph-rows")
-        self._futures: dict[str, Future[Any]] = {name: self._pool.submit(fn) for name, fn in steps.items()}
-
-    def get(self, name: str) -> Any:
-        """The rows of step ``name`` (waits for them; re-raises what building them raised)."""
-        return self._futures[name].result()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def run(self, name: str, rows: Iterable[Any], **params: Any) -> list[dict[str, Any]]:
+        """Run ``queries.<name>`` over ``rows``; the records of every batch, in order."""
+        return [record.data() for result in self.send(name, rows, **params) for record in result]
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -264,49 +258,37 @@ def _batch_tx(
     if not write:
         return results
     docs = [rows for rows, _ in write]
-    ahead = _Ahead(
-        {
-            "SPANS": lambda: span_rows(write),
-            "SENTENCES": lambda: [[r.doc_id, i, t] for r in docs for i, t in sorted(r.contribution.sentences.items())],
-            "MENTIONS": lambda: [row for r in docs for row in mention_rows(r)],
-            "EVIDENCE": lambda: [row for r in docs for row in evidence_rows(r)],
-            "RELATES": lambda: relates_new_rows(docs),
-            "FACT_EVIDENCE": lambda: [row for r in docs for row in fact_evidence_rows(r)],
-            "FACTS": lambda: facts_new_rows(docs),
-        }
-    )
-    try:
-        old_keys, old_pairs, old_facts = _remove_contribution(tx, replaced)
+    old_keys, old_pairs, old_facts = _remove_contribution(tx, replaced)
 
-        # Nodes first, then the relationships between them, then the aggregates.
-        tx.run(
-            queries.DOCS_WRITE,
-            rows=[
-                {
-                    "id": rows.doc_id,
-                    "content_hash": rows.contribution.content_hash,
-                    "source": rows.source,
-                    "settings": settings_json(rows),
-                    "seq": seq,
-                }
-                for rows, seq in write
-            ],
-        ).consume()
-        matched = {r["key"] for r in batcher.run("SPANS", ahead.get("SPANS"))}  # spans that existed
-        batcher.run("SENTENCES", ahead.get("SENTENCES"))
-        batcher.run("MENTIONS", ahead.get("MENTIONS"))
-        batcher.run("EVIDENCE", ahead.get("EVIDENCE"))
-        relates = ahead.get("RELATES")
-        batcher.run("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
-        both_old = [r for r in relates if r[0] in matched and r[1] in matched]
-        shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
-        batcher.run("FACT_EVIDENCE", ahead.get("FACT_EVIDENCE"))
-        facts = ahead.get("FACTS")
-        batcher.run("FACTS_CREATE", [f for f in facts if f["s"] not in matched or f["o"] not in matched])
-        facts_both_old = [f for f in facts if f["s"] in matched and f["o"] in matched]
-        shared_facts = {(r["s"], r["o"], r["p"]) for r in batcher.run("FACTS_NEW", facts_both_old)}
-    finally:
-        ahead.close()
+    # Nodes first, then the relationships between them, then the aggregates. Statements are pipelined
+    # (_Batcher) and the per-document rows built batch by batch, so the Python that builds and packs
+    # the next batch runs while the server works on the one before.
+    tx.run(
+        queries.DOCS_WRITE,
+        rows=[
+            {
+                "id": rows.doc_id,
+                "content_hash": rows.contribution.content_hash,
+                "source": rows.source,
+                "settings": settings_json(rows),
+                "seq": seq,
+            }
+            for rows, seq in write
+        ],
+    )
+    matched = {r["key"] for r in batcher.run("SPANS", span_rows(write))}  # spans that existed
+    batcher.send("SENTENCES", ([r.doc_id, i, t] for r in docs for i, t in sorted(r.contribution.sentences.items())))
+    batcher.send("MENTIONS", (row for r in docs for row in mention_rows(r)))
+    batcher.send("EVIDENCE", (row for r in docs for row in evidence_rows(r)))
+    relates = relates_new_rows(docs)
+    batcher.send("RELATES_CREATE", [r for r in relates if r[0] not in matched or r[1] not in matched])
+    both_old = [r for r in relates if r[0] in matched and r[1] in matched]
+    shared = {(r["s"], r["o"], r["t"]) for r in batcher.run("RELATES_NEW", both_old)}
+    batcher.send("FACT_EVIDENCE", (row for r in docs for row in fact_evidence_rows(r)))
+    facts = facts_new_rows(docs)
+    batcher.send("FACTS_CREATE", [f for f in facts if f["s"] not in matched or f["o"] not in matched])
+    facts_both_old = [f for f in facts if f["s"] in matched and f["o"] in matched]
+    shared_facts = {(r["s"], r["o"], r["p"]) for r in batcher.run("FACTS_NEW", facts_both_old)}
     # Recompute what other documents share or what the old versions touched; the rest is final already.
     new_keys = {k for r in docs for k in r.contribution.nodes}
     _recompute(
@@ -437,7 +419,7 @@ def _write(
     """
     results: list[UpsertResult] = []
     pending = list(_groups(batch, max_documents, max_rows))[::-1]  # a stack: the next group last
-    with session(driver, database) as s:
+    with session(driver, database) as s, paused_cyclic_gc():  # rows: millions of small lists
         while pending:
             group = pending.pop()
             try:
@@ -487,11 +469,12 @@ def upsert_batch(
     _check_limits(batch_size, max_documents, max_rows)
     labels = check_relation_labels(relation_labels)
     checked: list[DocumentRows | ValueError] = []
-    for analysis in analyses:
-        try:
-            checked.append(rows_from_analysis(analysis))
-        except ValueError as exc:
-            checked.append(exc)
+    with paused_cyclic_gc():  # millions of small lists: see pipeline.gc_pause
+        for analysis in analyses:
+            try:
+                checked.append(rows_from_analysis(analysis))
+            except ValueError as exc:
+                checked.append(exc)
     valid = [r for r in checked if isinstance(r, DocumentRows)]
     ensure_schema_once(driver, database)
     written = iter(_write(driver, database, valid, labels, batch_size, on_batch, max_documents, max_rows))
@@ -565,9 +548,10 @@ def upsert_analyses(
         labels, wrote_labels = {}, True
         chunk.clear()
 
-    for analysis in analyses:
+    for analysis in analyses:  # the collector is paused per document, not while the stream computes it
         try:
-            chunk.append((analysis, rows_from_analysis(analysis)))
+            with paused_cyclic_gc():
+                chunk.append((analysis, rows_from_analysis(analysis)))
         except ValueError as exc:
             error = exc
             break
@@ -634,7 +618,8 @@ def upsert_graph(
             "provenance), so it cannot be written document by document"
         )
     labels = check_relation_labels(kg.relation_labels)
-    rows = [rows_from_contribution(c) for c in provenance.contributions]  # validate all first
+    with paused_cyclic_gc():
+        rows = [rows_from_contribution(c) for c in provenance.contributions]  # validate all first
     ensure_schema_once(driver, database)
     counts = {"added": 0, "unchanged": 0, "replaced": 0}
     for result in _write(driver, database, rows, labels, batch_size, on_batch, DEFAULT_MAX_DOCUMENTS, DEFAULT_MAX_ROWS):
