@@ -2,7 +2,8 @@
 
 Runs ``store.upsert_analyses`` over the first ``--docs`` UD EWT dev documents (bench/neo4j_upsert.py's
 data) on a throwaway embedded Neo4j, wrapping the driver's ``TransactionBase.run`` to count statements and
-time each statement from send to its last record (buffered at once), by statement.
+time each statement from send to its last record (buffered at once, so the store's pipelining of
+UNWIND batches is off while profiling: each statement's time is its own), by statement.
 
     .venv/bin/python bench/neo4j_profile.py --docs 80
     .venv/bin/python bench/neo4j_profile.py --synthetic --heap-mb 1024 --setting db.tx_state.memory_allocation=ON_HEAP
@@ -132,6 +133,7 @@ def main() -> None:
         TransactionBase.run = counting_run  # type: ignore[method-assign]
         TransactionBase._commit = timed_commit  # type: ignore[method-assign]
         t0 = time.perf_counter()
+        from pipeline.gc_pause import paused_cyclic_gc
         from pipeline.store.rows import (
             evidence_rows,
             fact_evidence_rows,
@@ -142,10 +144,11 @@ def main() -> None:
             span_rows,
         )
 
-        built = [rows_from_analysis(a) for a in docs[: args.docs]]
-        span_rows([(r, i) for i, r in enumerate(built)]), relates_new_rows(built), facts_new_rows(built)
-        for r in built:
-            mention_rows(r), evidence_rows(r), fact_evidence_rows(r)
+        with paused_cyclic_gc():  # as the store builds them (pipeline.gc_pause)
+            built = [rows_from_analysis(a) for a in docs[: args.docs]]
+            span_rows([(r, i) for i, r in enumerate(built)]), relates_new_rows(built), facts_new_rows(built)
+            for r in built:
+                mention_rows(r), evidence_rows(r), fact_evidence_rows(r)
         t_rows = time.perf_counter() - t0
         gc_before = gc_pauses(gc_log)
         jvm_before, cpu_before = jvm_cpu_s(server), time.process_time()
