@@ -27,8 +27,9 @@ files only (no Neo4j), models loaded before any timing:
     change; wall-clock efficiency on a shared 2-core machine also pays for that load.
     dask_speedup (kept from before) = the default-thread flow / B: not like with like.
     --prefect-context-baseline adds a side C to each round (A B C A B C ...): B with Prefect's own
-    per-task context on the workers (flows/worker_context.py off), so the gain of keeping that
-    context per worker process is measured on the same documents in the same run.
+    per-task context (flows/worker_context.py off: on the workers, and the flow process serializing
+    the settings for every task again), so the gain of keeping it is measured on the same documents
+    in the same run.
 
 The flow reports to the Prefect server at PREFECT_API_URL, or to a throwaway test server started
 here (not timed). Graphs are compared: the flow's has the library's nodes, edges and evidence;
@@ -235,13 +236,15 @@ def machine_ceiling(args, corpus: Path) -> dict:
 
 @contextlib.contextmanager
 def prefect_context_per_task(client):
-    """Prefect's own per-task context on the workers for a while: the flow process does not register
-    flows/worker_context.py's plugin (QKGRAPH_PREFECT_REUSE=off) and the workers drop it (its
-    teardown restores Prefect's hydrated_context); the next flow with reuse on registers it again."""
-    from flows.worker_context import PLUGIN_NAME, REUSE_ENV
+    """Prefect's own per-task context for a while, on both sides: the flow process neither keeps its
+    serialized settings nor registers flows/worker_context.py's plugin (QKGRAPH_PREFECT_REUSE=off),
+    and the workers drop the plugin (its teardown restores Prefect's hydrated_context); the next flow
+    with reuse on installs both again."""
+    from flows.worker_context import PLUGIN_NAME, REUSE_ENV, uninstall_flow_side
 
     before = os.environ.get(REUSE_ENV)
     os.environ[REUSE_ENV] = "off"
+    uninstall_flow_side()  # the flow does that too when it starts with reuse off
     try:
         with contextlib.suppress(ValueError):  # not registered
             client.unregister_worker_plugin(PLUGIN_NAME)

@@ -23,12 +23,22 @@ goes to Prefect's own ``hydrated_context`` unchanged, and so does every task whe
 Prefect is not the version this was written against (``SUPPORTED_PREFECT``).
 
 ``PrefectContextReuse`` is the Dask worker plugin that installs it on every worker, present and
-future (``prepare_workers(client)``, called by the flow when it runs on Dask). Set
-``QKGRAPH_PREFECT_REUSE=off`` to keep Prefect's behaviour.
+future (``prepare_workers(client)``, called by the flow when it runs on Dask).
+
+The flow process has the mirror cost: prefect-dask serializes the whole context for every task it
+submits, and the settings part (a ``model_dump`` of every setting, then a walk over the result) is
+~15 ms of CPU per task on an idle core, taken from the workers when they share the machine.
+``install_flow_side()`` (also called by ``prepare_task_runner``) keeps the serialized settings per
+``SettingsContext`` object: Prefect makes a new context whenever settings change
+(``temporary_settings``, a profile), so a cached entry is used only for the same context object
+holding the same ``Settings`` object, and each call gets its own deep copy.
+
+Set ``QKGRAPH_PREFECT_REUSE=off`` to keep Prefect's behaviour on both sides.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -230,6 +240,49 @@ def uninstall() -> None:
             log.debug("closing a Prefect client: %s", exc)
 
 
+_serialized: dict[bool, tuple[Any, Any, dict[str, Any]]] = {}  # include_secrets -> (context, settings, dict)
+_original_serialize: Any = None  # prefect.context.SettingsContext.serialize before install_flow_side()
+
+
+def _serialize_settings_once(self: Any, include_secrets: bool = True) -> dict[str, Any]:
+    """``SettingsContext.serialize``, computed once per context object and its settings object."""
+    hit = _serialized.get(include_secrets)
+    if hit is None or hit[0] is not self or hit[1] is not self.settings:
+        # The entry holds the context and settings objects, so their ids cannot be reused meanwhile.
+        hit = (self, self.settings, _original_serialize(self, include_secrets=include_secrets))
+        _serialized[include_secrets] = hit
+    return copy.deepcopy(hit[2])
+
+
+def install_flow_side() -> bool:
+    """Keep the serialized settings in this (the flow's) process, see the module docstring; idempotent.
+
+    Returns False, changing nothing, when reuse is switched off or this Prefect is not supported.
+    """
+    global _original_serialize
+    if not reuse_enabled() or not supported():
+        return False
+    from prefect.context import SettingsContext
+
+    with _lock:
+        if SettingsContext.serialize is not _serialize_settings_once:
+            _original_serialize = SettingsContext.serialize
+            SettingsContext.serialize = _serialize_settings_once  # type: ignore[method-assign]
+    return True
+
+
+def uninstall_flow_side() -> None:
+    """Restore Prefect's ``SettingsContext.serialize`` and drop what was kept."""
+    global _original_serialize
+    from prefect.context import SettingsContext
+
+    with _lock:
+        if _original_serialize is not None and SettingsContext.serialize is _serialize_settings_once:
+            SettingsContext.serialize = _original_serialize  # type: ignore[method-assign]
+        _original_serialize = None
+        _serialized.clear()
+
+
 class PrefectContextReuse(WorkerPlugin):
     """Dask worker plugin: ``install()`` on each worker at its start, ``uninstall()`` at teardown."""
 
@@ -257,9 +310,12 @@ def prepare_workers(dask_client: Any) -> bool:
 
 
 def prepare_task_runner(task_runner: Any) -> bool:
-    """``prepare_workers`` on the Dask client of a flow's task runner (prefect-dask's
-    ``DaskTaskRunner.client``); False for a runner without one (threads: nothing to prepare)."""
+    """``install_flow_side()`` here and ``prepare_workers`` on the Dask client of a flow's task runner
+    (prefect-dask's ``DaskTaskRunner.client``); False for a runner without one (threads: nothing to
+    prepare, nothing changed)."""
     dask_client = getattr(task_runner, "client", None)
     if dask_client is None or not hasattr(dask_client, "register_plugin"):
         return False
+    if not install_flow_side():
+        uninstall_flow_side()  # switched off since an earlier flow of this process installed it
     return prepare_workers(dask_client)

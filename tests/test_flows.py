@@ -476,6 +476,13 @@ def test_dask_cluster_of_separate_processes_at_its_address_gives_the_in_process_
     assert list(torch_threads.values()) == [1, 1]  # the nanny's OMP_NUM_THREADS=1 (docs/flows.md)
     # The flow put the per-process Prefect context on every worker (flows/worker_context.py).
     assert list(engines.values()) == ["reusing_hydrated_context"] * 2
+    # ... and keeps the serialized settings in this, the flow's, process.
+    from prefect.context import SettingsContext
+
+    from flows import worker_context
+
+    assert SettingsContext.serialize is worker_context._serialize_settings_once
+    worker_context.uninstall_flow_side()
     dask_graph, single_graph = (KnowledgeGraph.from_node_link(tmp_path / f"{n}.json") for n in ("dask", "single"))
     assert dump(dask_graph) == dump(single_graph) and dask_graph.summary()["edges"] > 0
 

@@ -137,3 +137,60 @@ def test_switched_off_changes_nothing(prefect_harness, monkeypatch):
         pass
     # A cluster that is gone: logged, the flow goes on (False, no exception).
     assert not worker_context.prepare_workers(client)
+
+
+def test_the_flow_side_keeps_the_serialized_settings_per_context_object(prefect_harness, monkeypatch):
+    """install_flow_side: the same dict as Prefect's serialize, computed once per SettingsContext
+    object and settings object (each call a fresh copy), a new context (temporary_settings) serialized
+    anew; uninstall restores Prefect's method."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.delenv(worker_context.REUSE_ENV, raising=False)
+    original = SettingsContext.serialize
+    ctx = SettingsContext.get()
+    expected = original(ctx)
+    calls: list[Any] = []
+    monkeypatch.setattr(
+        SettingsContext,
+        "serialize",
+        lambda self, include_secrets=True: calls.append(self) or original(self, include_secrets),
+    )
+    counted = SettingsContext.serialize
+    try:
+        assert worker_context.install_flow_side()
+        assert worker_context.install_flow_side()  # idempotent
+        first, second = ctx.serialize(), ctx.serialize()
+        assert first == second == expected
+        assert first is not second
+        first["settings"] = "changed by a caller"
+        assert ctx.serialize() == expected  # the kept entry is not the caller's copy
+        assert calls == [ctx]  # computed once for this context object
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+            other = SettingsContext.get()
+            assert other is not ctx
+            assert other.serialize()["settings"]["api"]["url"] == "http://127.0.0.1:9/api"
+        assert calls == [ctx, other]
+        assert ctx.serialize() == expected
+        assert serialize_context()["settings_context"] == expected
+    finally:
+        worker_context.uninstall_flow_side()
+    assert SettingsContext.serialize is counted
+
+
+def test_the_flow_side_switched_off_changes_nothing_and_a_later_flow_undoes_it(prefect_harness, monkeypatch):
+    from types import SimpleNamespace
+
+    from distributed import Client, LocalCluster
+
+    monkeypatch.setenv(worker_context.REUSE_ENV, "off")
+    original = SettingsContext.serialize
+    assert not worker_context.install_flow_side()
+    assert SettingsContext.serialize is original
+    # Installed by an earlier flow of this process, then switched off: the next flow restores Prefect's.
+    monkeypatch.setenv(worker_context.REUSE_ENV, "on")
+    assert worker_context.install_flow_side()
+    assert SettingsContext.serialize is not original
+    monkeypatch.setenv(worker_context.REUSE_ENV, "off")
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        assert not worker_context.prepare_task_runner(SimpleNamespace(client=client))  # a DaskTaskRunner's attribute
+    assert SettingsContext.serialize is original
