@@ -93,7 +93,8 @@ UpsertResult = Literal["added", "unchanged", "replaced"]
 #: of ``_execute_write``.
 Tx = neo4j.ManagedTransaction | neo4j.Transaction
 
-#: Called after every UNWIND batch with the statement's name (a ``pipeline.store.queries`` constant
+#: Called after every UNWIND batch is sent (batches are pipelined: the server may still be running it)
+#: with the statement's name (a ``pipeline.store.queries`` constant
 #: name, e.g. "EVIDENCE") and the batch's row count, inside the document's transaction. Use it for
 #: progress; an exception it raises aborts the transaction (nothing of the document is written) and
 #: propagates unless the driver deems it transient (a ``neo4j.exceptions`` retryable error).
