@@ -204,6 +204,21 @@ def _prefect_hydrated_context() -> Any:
     return hydrated_context
 
 
+def _patch(owner: Any, name: str, replacement: Any) -> Any:
+    """Set ``owner.name`` to replacement unless it already is; the value it replaced, else None."""
+    current = getattr(owner, name)
+    if current is replacement:
+        return None
+    setattr(owner, name, replacement)
+    return current
+
+
+def _restore(owner: Any, name: str, replacement: Any, original: Any) -> None:
+    """Put ``original`` back at ``owner.name`` if ``replacement`` is still there."""
+    if original is not None and getattr(owner, name) is replacement:
+        setattr(owner, name, original)
+
+
 def install() -> bool:
     """Put ``reusing_hydrated_context`` in Prefect's task engine in this process (idempotent).
 
@@ -215,9 +230,7 @@ def install() -> bool:
     import prefect.task_engine as engine
 
     with _lock:
-        if engine.hydrated_context is not reusing_hydrated_context:
-            _original = engine.hydrated_context
-            engine.hydrated_context = reusing_hydrated_context
+        _original = _patch(engine, "hydrated_context", reusing_hydrated_context) or _original
     return True
 
 
@@ -227,8 +240,7 @@ def uninstall() -> None:
     import prefect.task_engine as engine
 
     with _lock:
-        if _original is not None and engine.hydrated_context is reusing_hydrated_context:
-            engine.hydrated_context = _original
+        _restore(engine, "hydrated_context", reusing_hydrated_context, _original)
         _original = None
         clients = list(_clients.values())
         _clients.clear()
@@ -265,9 +277,7 @@ def install_flow_side() -> bool:
     from prefect.context import SettingsContext
 
     with _lock:
-        if SettingsContext.serialize is not _serialize_settings_once:
-            _original_serialize = SettingsContext.serialize
-            SettingsContext.serialize = _serialize_settings_once  # type: ignore[method-assign]
+        _original_serialize = _patch(SettingsContext, "serialize", _serialize_settings_once) or _original_serialize
     return True
 
 
@@ -277,8 +287,7 @@ def uninstall_flow_side() -> None:
     from prefect.context import SettingsContext
 
     with _lock:
-        if _original_serialize is not None and SettingsContext.serialize is _serialize_settings_once:
-            SettingsContext.serialize = _original_serialize  # type: ignore[method-assign]
+        _restore(SettingsContext, "serialize", _serialize_settings_once, _original_serialize)
         _original_serialize = None
         _serialized.clear()
 
