@@ -432,6 +432,21 @@ def test_relation_labels_relabel_existing_edges(db) -> None:
     assert store.read_relation_labels(driver, database) == {NSUBJ: "subject"}
 
 
+def test_new_edges_take_the_stored_label_when_the_call_passes_none(db) -> None:
+    driver, database = db
+    store.set_relation_labels(driver, database, {NSUBJ: "nsubj"})  # stored before any document
+    store.upsert_document(driver, database, doc1())  # new spans: edges created outright
+    store.upsert_document(driver, database, doc2())  # shares spans with doc1: edges merged
+    assert_matches_kg(driver, database, kg_of(doc1(), doc2(), relation_labels={NSUBJ: "nsubj"}))
+    labels = q(
+        driver,
+        database,
+        "MATCH ()-[r {type: $t}]->() WHERE type(r) <> 'EVIDENCE' RETURN DISTINCT r.label AS l",
+        t=NSUBJ,
+    )
+    assert labels == [{"l": "nsubj"}]
+
+
 def test_a_changed_document_is_replaced_not_added(db) -> None:
     driver, database = db
     store.upsert_analyses(driver, database, [doc1(), doc2()])
