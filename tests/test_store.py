@@ -436,7 +436,7 @@ def test_new_edges_take_the_stored_label_when_the_call_passes_none(db) -> None:
     driver, database = db
     store.set_relation_labels(driver, database, {NSUBJ: "nsubj"})  # stored before any document
     store.upsert_document(driver, database, doc1())  # new spans: edges created outright
-    store.upsert_document(driver, database, doc2())  # shares spans with doc1: edges merged
+    store.upsert_document(driver, database, doc2())  # new edges, and one triple of doc1's recomputed
     assert_matches_kg(driver, database, kg_of(doc1(), doc2(), relation_labels={NSUBJ: "nsubj"}))
     labels = q(
         driver,
