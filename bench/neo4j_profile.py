@@ -12,6 +12,13 @@ Also reports the CPU seconds of both processes over the upsert (the client's ``t
 the server JVM's from /proc), which a loaded machine does not inflate as it does wall time, and the
 JVM's garbage collection (pauses from its ``-Xlog:gc`` log). The server runs with the bench's
 settings (``bench/neo4j_upsert.py``: ``store.BULK_WRITE_SETTINGS``) unless ``--default-settings``.
+
+``--jfr``: a Java Flight Recorder recording of the server over the measured upsert (``jcmd``, JDK's
+"profile" settings: a stack sample of each running Java thread every ~10-20 ms), broken down into the
+server's phases (``JFR_PHASES``: a sample counts for every phase whose method is on its stack), as
+shares of the samples of the Bolt worker threads, which run the statements and the commit.
+
+    .venv/bin/python bench/neo4j_profile.py --synthetic --warm-rounds 2 --jfr
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import collections
 import os
 import re
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +60,72 @@ def gc_pauses(log: Path) -> tuple[int, float]:
     return len(times), sum(times)
 
 
+#: (phase, a method on the stack) for --jfr, in the order printed; indented: part of the phase above.
+JFR_PHASES: tuple[tuple[str, str], ...] = (
+    ("statements", "CypherExecutableQuery.execute("),
+    ("  node index seeks (span endpoints, MERGE)", "NodeIndexSeek"),
+    ("  relationship creation", "relationshipCreate"),
+    ("commit", "KernelTransactionImplementation.commit("),
+    ("  commands from the transaction state", "KernelTransactionImplementation.extractCommands"),
+    ("    relationship chains", "TransactionRecordState.relModify"),
+    ("    relationship properties", "TransactionRecordState.relAddProperty"),
+    ("  applying to the store", "InternalTransactionCommitProcess.applyToStore"),
+    ("    index updates gathered", "IndexTransactionApplierFactory$SingleTransactionApplier.close"),
+    ("      relationship commands sorted", "IndexUpdatesExtractor.getRelationshipCommands"),
+    ("  transaction log", "TransactionAppender"),
+    ("property work, anywhere", "Property"),
+)
+
+
+def jfr_samples(recording: Path) -> list[tuple[str, list[str]]]:
+    """(thread name, stack frames innermost first) of each execution sample in a JFR recording."""
+    text = subprocess.run(
+        ["jfr", "print", "--stack-depth", "128", "--events", "jdk.ExecutionSample", str(recording)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    samples = []
+    for event in text.split("jdk.ExecutionSample {")[1:]:
+        thread = re.search(r'sampledThread = "([^"]*)"', event)
+        frames = re.findall(r"^\s{4}(\S.*?)(?: line: \d+)?$", event.split("stackTrace = [", 1)[-1], flags=re.MULTILINE)
+        samples.append((thread.group(1) if thread else "", [f for f in frames if f != "..."]))
+    return samples
+
+
+def jfr_compile_seconds(recording: Path) -> dict[str, tuple[int, float]]:
+    """{compiler: (compilations, seconds)} of the JIT during a JFR recording (JFR's "profile" settings
+    record compilations of 100 ms or more)."""
+    text = subprocess.run(
+        ["jfr", "print", "--events", "jdk.Compilation", str(recording)], check=True, capture_output=True, text=True
+    ).stdout
+    unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+    out: dict[str, tuple[int, float]] = {}
+    for event in text.split("jdk.Compilation {")[1:]:
+        duration = re.search(r"duration = ([0-9.]+) (ns|us|ms|s)\b", event)
+        compiler = re.search(r'compiler = "([^"]+)"', event)
+        if duration and compiler:
+            n, secs = out.get(compiler.group(1), (0, 0.0))
+            out[compiler.group(1)] = (n + 1, secs + float(duration.group(1)) * unit[duration.group(2)])
+    return out
+
+
+def print_jfr_breakdown(recording: Path) -> dict[str, float]:
+    """Print the Bolt worker samples' shares by ``JFR_PHASES`` and the JIT's compile time; return
+    {phase: share}."""
+    for compiler, (n, secs) in sorted(jfr_compile_seconds(recording).items()):
+        print(f"JIT during the upsert: {compiler} {n} compilations of 100 ms or more (JFR's threshold), {secs:.2f} s")
+    samples = jfr_samples(recording)
+    bolt = [frames for thread, frames in samples if thread.startswith("neo4j.BoltWorker")]
+    print(f"JFR: {len(samples)} execution samples of the server's Java threads, {len(bolt)} in Bolt workers")
+    shares = {}
+    for phase, method in JFR_PHASES:
+        n = sum(1 for frames in bolt if any(method in f for f in frames))
+        shares[phase.strip()] = n / max(len(bolt), 1)
+        print(f"  {phase:48s} {100 * n / max(len(bolt), 1):5.1f}%")
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=80)
@@ -68,7 +143,12 @@ def main() -> None:
         help="full loads (then cleared) before the measured one, so the JIT has compiled the write path "
         "(as in bench/neo4j_upsert.py's later rounds)",
     )
+    parser.add_argument(
+        "--jfr", action="store_true", help="record the server with Java Flight Recorder (needs jcmd, jfr)"
+    )
     args = parser.parse_args()
+    if args.jfr and not (shutil.which("jcmd") and shutil.which("jfr")):
+        parser.error("--jfr needs the JDK's jcmd and jfr on PATH")
     if args.synthetic:
         docs = synthetic_analyses(seed=1234, target_relations=100_000, n_docs=30)
         args.docs = len(docs)
@@ -150,6 +230,11 @@ def main() -> None:
             for r in built:
                 mention_rows(r), evidence_rows(r), fact_evidence_rows(r)
         t_rows = time.perf_counter() - t0
+        recording = gc_log.with_name("upsert.jfr")
+        if args.jfr:
+            assert server.process is not None
+            jcmd = ["jcmd", str(server.process.pid)]
+            subprocess.run([*jcmd, "JFR.start", "name=qkgraph", "settings=profile"], check=True, capture_output=True)
         gc_before = gc_pauses(gc_log)
         jvm_before, cpu_before = jvm_cpu_s(server), time.process_time()
         t0 = time.perf_counter()
@@ -157,6 +242,10 @@ def main() -> None:
         wall = time.perf_counter() - t0
         jvm_cpu, client_cpu = jvm_cpu_s(server) - jvm_before, time.process_time() - cpu_before
         gc_n, gc_ms = (a - b for a, b in zip(gc_pauses(gc_log), gc_before, strict=True))
+        if args.jfr:
+            subprocess.run(
+                [*jcmd, "JFR.stop", "name=qkgraph", f"filename={recording}"], check=True, capture_output=True
+            )
         TransactionBase.run = real_run  # type: ignore[method-assign]
         TransactionBase._commit = real_commit  # type: ignore[method-assign]
         rels = driver.execute_query("MATCH ()-[r]->() RETURN count(r) AS n", database_=db).records[0]["n"]
@@ -179,6 +268,8 @@ def main() -> None:
         for name, (n, ms, srv) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
             print(f"  {name:22s} {int(n):6d} calls {ms / 1000:9.2f} s {srv / 1000:7.2f} s")
         driver.close()
+    if args.jfr:
+        print_jfr_breakdown(recording)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ Data, built without the transformer so the figures are about the store only:
     relations each), span keys drawn Zipf-like from a shared vocabulary of realistic entity/noun keys,
     at least 100k relations in all (each becomes an EVIDENCE and, nearly always, a RELATES edge).
 
+Before the timed rounds, --warm-loads (default 3) untimed rounds of the synthetic load, the EWT load
+and the night let the server's JIT compile the write path (a fresh JVM's C2 compiler is busy for
+about three synthetic loads), as a long-lived server has; their synthetic times are printed too, the
+first of them being a cold server's first load.
+
 Reports relationships per second (MENTIONED_IN + PART_OF + EVIDENCE + RELATES counted in the
 database afterwards; for the night, the relationships of the changed documents over the whole night's
 time, unchanged documents included) and the load average. Ends with one JSON line: rels_per_s
@@ -274,6 +279,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (best time per case is kept)")
     parser.add_argument("--changed", type=float, default=0.10, help="share of EWT documents changed in the night")
     parser.add_argument("--clear-ok", action="store_true", help="allow clearing the database named by NEO4J_URI")
+    parser.add_argument(
+        "--warm-loads",
+        type=int,
+        default=3,
+        help="untimed rounds first (synthetic load, EWT load, night), so the server's JIT has compiled the "
+        "write path, as on a long-lived server; 0 to time a cold server",
+    )
     args = parser.parse_args()
 
     with ExitStack() as stack:
@@ -312,6 +324,20 @@ def main() -> None:
         night_ids = sorted(rng.sample([a.document.id for a in ewt], round(len(ewt) * args.changed)))
         night = [changed(a) if a.document.id in night_ids else a for a in ewt]
         store.upsert_analyses(driver, database, subset[:1])  # warm-up: JVM and query plans
+        # A fresh JVM's C2 compiler is busy for the first ~3 synthetic loads (about half a core, taken
+        # from the server's one busy transaction and the client; JFR: bench/neo4j_profile.py --jfr).
+        # A long-lived server has compiled its write path, so the rounds are timed after that.
+        warm_s: list[float] = []
+        for _ in range(args.warm_loads):
+            warm_s.append(timed_load(driver, database, corpus)["seconds"])
+            timed_load(driver, database, ewt, EWT_LABELS)
+            store.upsert_analyses(driver, database, night, relation_labels=EWT_LABELS)
+        if warm_s:
+            print(
+                f"  JIT warm-up ({args.warm_loads} untimed rounds): synthetic loads "
+                + ", ".join(f"{t:.2f} s" for t in warm_s)
+                + f"  load {os.getloadavg()[0]:.2f}"
+            )
         runs: dict[str, list[dict]] = {k: [] for k in ("synthetic", "ewt", "night", "subset", "per_row")}
         for rnd in range(args.rounds):  # A B A B: every case once per round, so drifting load hits each alike
             runs["synthetic"].append(timed_load(driver, database, corpus))
@@ -365,6 +391,8 @@ def main() -> None:
                 "ratio": round(ratio, 2),
                 "like_for_like_ratio": round(sub["rels_per_s"] / row["rels_per_s"], 2),
                 "rounds": args.rounds,
+                "warm_loads": args.warm_loads,
+                "warm_synthetic_s": [round(t, 2) for t in warm_s],
                 "load_average": [round(x, 2) for x in load],
                 "rust_extension": rust,
                 "max_documents": store.DEFAULT_MAX_DOCUMENTS,
