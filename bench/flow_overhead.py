@@ -24,7 +24,9 @@ files only (no Neo4j), models loaded before any timing:
     analyse-batch (summed over workers), the rest ("outside extract": the flow process's serial
     work, scheduling, the last batch alone), and the CPU of both sides (B: workers + flow process),
     cpu_efficiency = CPU(A) / CPU(B): what Dask adds in work, which the machine's other load does not
-    change; wall-clock efficiency on a shared 2-core machine also pays for that load.
+    change; wall-clock efficiency on a shared 2-core machine also pays for that load. The Prefect API
+    server's CPU per flow run is printed for both sides (when this bench started the server): here it
+    shares the cores with B's workers, on a cluster it does not.
     dask_speedup (kept from before) = the default-thread flow / B: not like with like.
     --prefect-context-baseline adds a side C to each round (A B C A B C ...): B with Prefect's own
     per-task context (flows/worker_context.py off: on the workers, and the flow process serializing
@@ -141,6 +143,21 @@ def _cpu_here() -> float:
 
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def api_server_cpu() -> float:
+    """CPU seconds so far of the Prefect API server when this bench started it (its subprocess), else 0."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("prefect.server" in part for part in child.cmdline()):
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
 
 
 def _load_models_here() -> int:
@@ -305,16 +322,20 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
         c_runs: list[tuple[float, dict]] = []
         for r in range(args.rounds):  # A B A B ...: a busy spell of the shared machine hits both sides
             with one_thread():
+                s0 = api_server_cpu()
                 t, c = time.perf_counter(), time.process_time()
                 rep = ingest_flow(
                     out=str(work / "single1.json"), cache_dir=str(work / f"cache-a-{r}"), fresh=True, **params
                 )
                 a_runs.append((time.perf_counter() - t, time.process_time() - c, rep))
+                rep["api_server_cpu_s"] = api_server_cpu() - s0
             assert rep["extracted"] == n and not rep["failed"], rep
             cpu0 = client.run(_cpu_here)
+            s0 = api_server_cpu()
             t, c = time.perf_counter(), time.process_time()
             rep = dask_flow(out=str(work / "dask.json"), cache_dir=str(work / f"cache-b-{r}"), fresh=True, **params)
             b_runs.append((time.perf_counter() - t, time.process_time() - c, rep))
+            rep["api_server_cpu_s"] = api_server_cpu() - s0
             rep["worker_cpu_s"] = sum(v - cpu0[k] for k, v in client.run(_cpu_here).items())
             assert rep["extracted"] == n and not rep["failed"], rep
             assert os.getpid() not in rep["extract_pids"], rep["extract_pids"]
@@ -335,11 +356,11 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
                 )
             print(
                 f"round {r + 1}: A one process x 1 thread {a_runs[-1][0]:7.2f}s "
-                f"(extract {a_runs[-1][2]['extract_seconds']:6.2f}s)   "
+                f"(extract {a_runs[-1][2]['extract_seconds']:6.2f}s, API server CPU {a_runs[-1][2]['api_server_cpu_s']:5.2f}s)   "
                 f"B {args.workers} workers x 1 thread {b_runs[-1][0]:7.2f}s "
                 f"(extract {b_runs[-1][2]['extract_seconds']:6.2f}s on {len(rep['extract_pids'])} workers, "
                 f"worker CPU {rep['worker_cpu_s']:6.2f}s; "
-                f"flow process CPU {b_runs[-1][1]:5.2f}s)   load {os.getloadavg()[0]:.2f}"
+                f"flow process CPU {b_runs[-1][1]:5.2f}s, API server CPU {rep['api_server_cpu_s']:5.2f}s)   load {os.getloadavg()[0]:.2f}"
             )
     t_a, c_a, rep_a = min(a_runs, key=lambda x: x[0])
     t_b, c_b, rep_b = min(b_runs, key=lambda x: x[0])
@@ -385,6 +406,12 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
         f"{cpu_b[1]:.2f}s): cpu_efficiency {c_a_best / cpu_b_total:.3f}; the rest of the wall-clock gap is "
         f"the machine's other load (load average during the runs {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)"
     )
+    api_a, api_b = (min(x[2]["api_server_cpu_s"] for x in runs) for runs in (a_runs, b_runs))
+    print(
+        f"  Prefect API server CPU per flow run (best): A {api_a:.2f}s, B {api_b:.2f}s; it runs on the same "
+        f"{os.cpu_count()} cores here (B's workers share them with it and the flow process; on a cluster the "
+        "server and the flow run elsewhere)"
+    )
     print(
         f"  graphs: A == B {same_ab}; vs the default-thread flow: same structure {same_flow}, largest score "
         f"difference {diff_flow:.2e}; old figure (default-thread flow / B) "
@@ -425,6 +452,7 @@ def dask_like_with_like(args, work: Path, corpus: Path, params: dict, flow_kg, t
         "single_1thread_cpu_s": round(c_a_best, 3),
         "dask_cpu_s": round(cpu_b_total, 3),
         "dask_cpu_efficiency": round(c_a_best / cpu_b_total, 4),
+        "api_server_cpu_s": [round(api_a, 3), round(api_b, 3)],
         "worker_threads": sorted(threads.values()),
         "load_end": [round(x, 2) for x in os.getloadavg()],
     }
