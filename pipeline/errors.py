@@ -25,3 +25,7 @@ class Neo4jConnectionError(QkgraphError):
 
 class DocumentError(QkgraphError):
     """A document that cannot be read (bad encoding, binary content, malformed line)."""
+
+
+class StoreIntegrityError(QkgraphError):
+    """A batched write of the store wrote another number of rows than it was sent (rolled back)."""

@@ -858,6 +858,46 @@ def test_a_failure_mid_document_leaves_the_previous_state_and_a_rerun_completes(
     assert_matches_kg(driver, database, kg_of(doc1(), doc2_changed(), d3))
 
 
+def test_a_batch_that_writes_fewer_rows_than_it_was_sent_raises_and_writes_nothing(db) -> None:
+    from pipeline.errors import StoreIntegrityError
+    from pipeline.store.upsert import _Batcher
+
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1()])
+    before = dump(driver, database)
+    # A SENTENCES row for a document that does not exist: its MATCH drops the row, which without the
+    # check would leave the batch silently short.
+    with pytest.raises(StoreIntegrityError, match="SENTENCES wrote 1 of the 2 rows"):
+        with driver.session(database=database) as s, s.begin_transaction() as tx:
+            batcher = _Batcher(tx, 2, None)
+            batcher.send("SENTENCES", [["d1", 7, "A new sentence."], ["no-such-document", 0, "Lost."]])
+            batcher.check_counts()
+            tx.commit()
+    assert dump(driver, database) == before
+
+
+def test_every_batched_statement_has_a_result_so_the_server_runs_it_at_pull(db) -> None:
+    from pipeline.store import queries
+
+    driver, database = db
+    sent: set[str] = set()
+    on_batch = lambda statement, rows: sent.add(statement)  # noqa: E731
+    store.upsert_analyses(driver, database, [doc1(), doc2(), fact_doc1()], on_batch=on_batch)
+    store.upsert_analyses(driver, database, [doc2_changed(), fact_doc2()], on_batch=on_batch)
+    store.set_relation_labels(driver, database, {OTHER: "something else"})
+    assert store.delete_document(driver, database, "d1", on_batch=on_batch)
+    assert {"SENTENCES", "MENTIONS", "EVIDENCE", "NODES_RECOMPUTE", "FACT_EVIDENCE"} <= sent
+    # A statement without a result is run while the server answers its RUN, and the driver's run()
+    # waits for that answer: its batches could not overlap the client's work on the next one.
+    for name in sent:  # the statement's last clause (clauses start a line; continuations are indented)
+        last = [line for line in getattr(queries, name).splitlines() if re.match(r"[A-Z]", line)][-1]
+        assert last.startswith("RETURN "), (name, last)
+    with driver.session(database=database) as s, s.begin_transaction() as tx:
+        result = tx.run(queries.SENTENCES, rows=[["d2", 99, "x"]])
+        assert result.keys() == ["rows"] and result.single()["rows"] == 1
+        tx.rollback()
+
+
 # ── round trip ───────────────────────────────────────────────────────────────────────────────────
 
 

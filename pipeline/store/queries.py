@@ -52,6 +52,15 @@ AWAIT_INDEXES = "CALL db.awaitIndexes(300)"
 
 # ── document upsert and delete ───────────────────────────────────────────────────────────────────
 
+# Every write statement sent in UNWIND batches ends in RETURN count(*) AS rows. Neo4j runs a
+# statement with no result while it answers the RUN message, and the driver's run() waits for that
+# answer, so the client could not build and send batch k+1 while the server ran batch k: each batch
+# was client then server, with the server idle about 60% of the statement phase (JFR,
+# docs/neo4j.md). With a result the work moves to the PULL that follows, and the batches pipeline.
+# ROW_COUNTED: the statements whose every row must match its nodes and write exactly one row; the
+# store checks their counts before it commits (pipeline.store.upsert._Batcher.check_counts).
+ROW_COUNTED = frozenset({"SENTENCES", "MENTIONS", "EVIDENCE", "RELATES_CREATE", "FACT_EVIDENCE", "FACTS_CREATE"})
+
 DOC_HASH = "OPTIONAL MATCH (d:Document {id: $id}) RETURN d.content_hash AS content_hash"
 DOC_HASHES = "UNWIND $ids AS id MATCH (d:Document {id: id}) RETURN d.id AS id, d.content_hash AS content_hash"
 # The stored hashes of a batch's documents and the highest ingest number, in one round trip (the seq
@@ -67,6 +76,7 @@ LABELS_WRITE = """
 UNWIND $rows AS row
 MERGE (t:RelationType {id: row.id})
 SET t.label = row.label
+RETURN count(*) AS rows
 """
 # One pass over RELATES (there is no index on its type, see SCHEMA_STATEMENTS); $labels: the edge
 # labels (pipeline.graph.provenance.relation_label) of the untyped subspace ids in $ids.
@@ -114,6 +124,7 @@ UNWIND $rows AS row
 MATCH (d:Document {id: row[0]})
 CREATE (s:Sentence {doc_id: row[0], index: row[1]})-[:PART_OF]->(d)
 SET s.text = row[2]
+RETURN count(*) AS rows
 """
 # MERGE each span the batch mentions (one row per key, sorted); a span this transaction creates is
 # mentioned by this batch's documents only, so it gets its final properties (aggregated over the batch
@@ -146,6 +157,7 @@ CREATE (s)-[m:MENTIONED_IN]->(d)
 SET m.count = row[2], m.position = row[3], m.starts = row[4], m.ends = row[5], m.sentences = row[6],
     m.text_values = row[7], m.text_counts = row[8], m.label_values = row[9], m.label_counts = row[10],
     m.kind_values = row[11], m.kind_counts = row[12]
+RETURN count(*) AS rows
 """
 # row: [doc id, source key, target key, type, score_mean (exact), scores, sentences, source_starts,
 #       source_ends, target_starts, target_ends, units], items best first (unit: the best item's)
@@ -158,6 +170,7 @@ SET e.type = row[3], e.doc_id = row[0], e.count = size(row[5]), e.score_max = ro
     e.score_sum = reduce(total = 0.0, x IN row[5] | total + x), e.score_mean = row[4], e.scores = row[5],
     e.sentences = row[6], e.source_starts = row[7], e.source_ends = row[8], e.target_starts = row[9],
     e.target_ends = row[10], e.unit = row[11][0], e.units = row[11]
+RETURN count(*) AS rows
 """
 # The aggregate edge (RELATES, or a typed type such as OBJ) of every triple the batch supports,
 # aggregated over the batch in Python. An aggregate edge this MERGE creates had no support outside the
@@ -178,6 +191,7 @@ OPTIONAL MATCH (t:RelationType {id: row[2]})
 CREATE (a)-[r:$(row[8]) {type: row[2]}]->(b)
 SET r.label = CASE WHEN coalesce(t.label, '') = '' THEN row[9] ELSE t.label END, r.unit = row[7],
     r.count = row[3], r.score_max = row[4], r.score_mean = row[5], r.documents = row[6]
+RETURN count(*) AS rows
 """
 RELATES_NEW = """
 UNWIND $rows AS row
@@ -214,12 +228,14 @@ OPTIONAL MATCH (t:RelationType {id: row.t})
 MERGE (a)-[r:$(row.rt) {type: row.t}]->(b)
 SET r.label = CASE WHEN coalesce(t.label, '') = '' THEN row.default_label ELSE t.label END, r.unit = row.unit,
     r.count = row.count, r.score_max = row.score_max, r.score_mean = row.score_mean, r.documents = row.documents
+RETURN count(*) AS rows
 """
 # row: {s, o, t, rt}
 RELATES_DELETE = """
 UNWIND $rows AS p
 MATCH (a:Span {key: p.s})-[r:$(p.rt) {type: p.t}]->(b:Span {key: p.o})
 DELETE r
+RETURN count(*) AS rows
 """
 # Span properties recomputed on the server from every document's MENTIONED_IN tallies (shipping
 # them to Python was the dominant cost for spans that many documents mention). Same rule as
@@ -254,12 +270,14 @@ SET s.text = text, s.label = label, s.kind = kind, s.mentions = mentions, s.docu
 REMOVE s:$($span_labels)
 SET s:$(CASE WHEN kind = 'entity' AND label IN keys($label_map) THEN [$label_map[label]]
              WHEN kind = 'pronoun' THEN [$pronoun_label] ELSE [] END)
+RETURN count(*) AS rows
 """
 NODES_DELETE_ORPHANS = """
 UNWIND $rows AS key
 MATCH (s:Span {key: key})
 WHERE NOT EXISTS { (s)-[:MENTIONED_IN]->(:Document) }
 DETACH DELETE s
+RETURN count(*) AS rows
 """
 
 # ── facts ────────────────────────────────────────────────────────────────────────────────────────
@@ -286,6 +304,7 @@ SET e.predicate = row.p, e.doc_id = row.doc, e.count = size(row.probabilities),
     e.arc_probabilities = row.arc_probabilities, e.arc_head_starts = row.arc_head_starts,
     e.arc_head_ends = row.arc_head_ends, e.arc_dependent_starts = row.arc_dependent_starts,
     e.arc_dependent_ends = row.arc_dependent_ends, e.arc_heads = row.arc_heads, e.arc_dependents = row.arc_dependents
+RETURN count(*) AS rows
 """
 # The FACT of every fact the batch supports, aggregated over the batch in Python, as RELATES_CREATE /
 # RELATES_NEW do for relations: FACTS_CREATE for facts with an endpoint this transaction created (no
@@ -298,6 +317,7 @@ MATCH (b:Span {key: row.o})
 CREATE (a)-[f:FACT {predicate: row.p}]->(b)
 SET f.fact_kind = row.fact_kind, f.units = row.units, f.count = row.count,
     f.probability_max = row.probability_max, f.probability_mean = row.probability_mean, f.documents = row.documents
+RETURN count(*) AS rows
 """
 FACTS_NEW = """
 UNWIND $rows AS row
@@ -334,12 +354,14 @@ MATCH (b:Span {key: row.o})
 MERGE (a)-[f:FACT {predicate: row.p}]->(b)
 SET f.fact_kind = row.fact_kind, f.units = row.units, f.count = row.count,
     f.probability_max = row.probability_max, f.probability_mean = row.probability_mean, f.documents = row.documents
+RETURN count(*) AS rows
 """
 # row: {s, o, p}
 FACTS_DELETE = """
 UNWIND $rows AS p
 MATCH (a:Span {key: p.s})-[f:FACT {predicate: p.p}]->(b:Span {key: p.o})
 DELETE f
+RETURN count(*) AS rows
 """
 
 DOC_DELETE = "MATCH (d:Document {id: $id}) DETACH DELETE d"

@@ -41,6 +41,7 @@ from typing import Any, Literal, TypeVar
 
 import neo4j
 
+from pipeline.errors import StoreIntegrityError
 from pipeline.gc_pause import paused_cyclic_gc
 from pipeline.graph import KnowledgeGraph, ProvenanceUnavailableError
 from pipeline.graph.provenance import is_typed_relation, relation_label
@@ -118,27 +119,48 @@ class _Batcher:
 
     The batches are pipelined: each is sent before the previous one's result is read, so the driver
     packs batch k+1 while the server runs batch k (the server runs a transaction's statements in
-    order; the driver reads batch k's result before batch k+1's RUN is answered). A failed batch
-    raises at the next send, at ``run``'s read or at the commit, and the transaction rolls back.
+    order; ``run`` returns once the server has answered batch k+1's RUN, which it does after batch
+    k's PULL; every batched statement has a result, so that its work is done in the PULL: see
+    ``queries.ROW_COUNTED``). A failed batch raises at the next send, at ``run``'s read or at the
+    commit, and the transaction rolls back. The row counts of ``queries.ROW_COUNTED`` statements are
+    checked by ``check_counts``.
     """
 
     def __init__(self, tx: Tx, batch_size: int, on_batch: BatchCallback | None) -> None:
         self.tx = tx
         self.batch_size = batch_size
         self.on_batch = on_batch
+        self._counted: list[tuple[str, neo4j.Result, int]] = []
 
     def send(self, name: str, rows: Iterable[Any], **params: Any) -> list[neo4j.Result]:
         """Send ``queries.<name>`` over ``rows``, one UNWIND batch after the other, without reading
         the last batch's result (the next statement or the commit does). ``rows`` may be a generator:
         then each batch's rows are built while the server runs the batch before."""
         query = getattr(queries, name)
+        counted = name in queries.ROW_COUNTED
         results = []
         it = iter(rows)
         while batch := list(islice(it, self.batch_size)):
-            results.append(self.tx.run(query, params, rows=batch))
+            result = self.tx.run(query, params, rows=batch)
+            results.append(result)
+            if counted:
+                self._counted.append((name, result, len(batch)))
             if self.on_batch is not None:
                 self.on_batch(name, len(batch))
         return results
+
+    def check_counts(self) -> None:
+        """Raise ``StoreIntegrityError`` if a ``queries.ROW_COUNTED`` batch sent so far wrote another
+        number of rows than it was sent (a row whose nodes its MATCH did not find would be dropped
+        silently otherwise). Reads those batches' results, so it waits for the server to run them."""
+        for name, result, sent in self._counted:
+            written = result.single(strict=True)["rows"]
+            if written != sent:
+                raise StoreIntegrityError(
+                    f"{name} wrote {written} of the {sent} rows of a batch (a node it matches on is missing); "
+                    "the transaction is rolled back and nothing of it is written"
+                )
+        self._counted.clear()
 
     def run(self, name: str, rows: Iterable[Any], **params: Any) -> list[dict[str, Any]]:
         """Run ``queries.<name>`` over ``rows``; the records of every batch, in order."""
@@ -299,6 +321,7 @@ def _batch_tx(
         old_facts | shared_facts,
         orphan_candidates=old_keys - new_keys,
     )
+    batcher.check_counts()
     return results
 
 
