@@ -77,16 +77,18 @@ JFR_PHASES: tuple[tuple[str, str], ...] = (
 )
 
 
+def jfr_events(recording: Path, event: str, *options: str) -> list[str]:
+    """The text of each ``event`` in a JFR recording, as ``jfr print`` writes it."""
+    text = subprocess.run(
+        ["jfr", "print", *options, "--events", event, str(recording)], check=True, capture_output=True, text=True
+    ).stdout
+    return text.split(event + " {")[1:]
+
+
 def jfr_samples(recording: Path) -> list[tuple[str, list[str]]]:
     """(thread name, stack frames innermost first) of each execution sample in a JFR recording."""
-    text = subprocess.run(
-        ["jfr", "print", "--stack-depth", "128", "--events", "jdk.ExecutionSample", str(recording)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
     samples = []
-    for event in text.split("jdk.ExecutionSample {")[1:]:
+    for event in jfr_events(recording, "jdk.ExecutionSample", "--stack-depth", "128"):
         thread = re.search(r'sampledThread = "([^"]*)"', event)
         frames = re.findall(r"^\s{4}(\S.*?)(?: line: \d+)?$", event.split("stackTrace = [", 1)[-1], flags=re.MULTILINE)
         samples.append((thread.group(1) if thread else "", [f for f in frames if f != "..."]))
@@ -96,12 +98,9 @@ def jfr_samples(recording: Path) -> list[tuple[str, list[str]]]:
 def jfr_compile_seconds(recording: Path) -> dict[str, tuple[int, float]]:
     """{compiler: (compilations, seconds)} of the JIT during a JFR recording (JFR's "profile" settings
     record compilations of 100 ms or more)."""
-    text = subprocess.run(
-        ["jfr", "print", "--events", "jdk.Compilation", str(recording)], check=True, capture_output=True, text=True
-    ).stdout
     unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
     out: dict[str, tuple[int, float]] = {}
-    for event in text.split("jdk.Compilation {")[1:]:
+    for event in jfr_events(recording, "jdk.Compilation"):
         duration = re.search(r"duration = ([0-9.]+) (ns|us|ms|s)\b", event)
         compiler = re.search(r'compiler = "([^"]+)"', event)
         if duration and compiler:
@@ -110,20 +109,16 @@ def jfr_compile_seconds(recording: Path) -> dict[str, tuple[int, float]]:
     return out
 
 
-def print_jfr_breakdown(recording: Path) -> dict[str, float]:
-    """Print the Bolt worker samples' shares by ``JFR_PHASES`` and the JIT's compile time; return
-    {phase: share}."""
+def print_jfr_breakdown(recording: Path) -> None:
+    """Print the Bolt worker samples' shares by ``JFR_PHASES`` and the JIT's compile time."""
     for compiler, (n, secs) in sorted(jfr_compile_seconds(recording).items()):
         print(f"JIT during the upsert: {compiler} {n} compilations of 100 ms or more (JFR's threshold), {secs:.2f} s")
     samples = jfr_samples(recording)
     bolt = [frames for thread, frames in samples if thread.startswith("neo4j.BoltWorker")]
     print(f"JFR: {len(samples)} execution samples of the server's Java threads, {len(bolt)} in Bolt workers")
-    shares = {}
     for phase, method in JFR_PHASES:
         n = sum(1 for frames in bolt if any(method in f for f in frames))
-        shares[phase.strip()] = n / max(len(bolt), 1)
         print(f"  {phase:48s} {100 * n / max(len(bolt), 1):5.1f}%")
-    return shares
 
 
 def main() -> None:
