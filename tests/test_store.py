@@ -876,6 +876,28 @@ def test_a_batch_that_writes_fewer_rows_than_it_was_sent_raises_and_writes_nothi
     assert dump(driver, database) == before
 
 
+def test_a_sent_batch_is_not_kept_alive_by_the_open_transaction(db) -> None:
+    import sys
+
+    from pipeline.store.upsert import _Batcher
+
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1()])
+    rows = [["d1", 7, "A new sentence."], ["d1", 8, "Another one."]]
+    before = [sys.getrefcount(r) for r in rows]
+    with driver.session(database=database) as s, s.begin_transaction() as tx:
+        batcher = _Batcher(tx, 1, None)
+        batcher.send("SENTENCES", iter(rows))
+        # The driver keeps a statement's parameters until the transaction closes; the batcher empties
+        # its batch lists once sent, so the rows (millions in a big load) are freed while the server
+        # works, not after the commit.
+        assert [sys.getrefcount(r) for r in rows] == before
+        batcher.check_counts()
+        tx.commit()
+    written = q(driver, database, "MATCH (s:Sentence {doc_id: 'd1'}) WHERE s.index IN [7, 8] RETURN s.text AS text")
+    assert sorted(r["text"] for r in written) == ["A new sentence.", "Another one."]
+
+
 def test_every_batched_statement_has_a_result_so_the_server_runs_it_at_pull(db) -> None:
     from pipeline.store import queries
 

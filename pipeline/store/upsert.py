@@ -143,10 +143,17 @@ class _Batcher:
         while batch := list(islice(it, self.batch_size)):
             result = self.tx.run(query, params, rows=batch)
             results.append(result)
+            sent = len(batch)
+            # run() has packed and sent the batch, but the driver keeps its parameters (for the
+            # result's summary) until the transaction closes: every row of the transaction would
+            # stay alive through the commit and be freed after it, while the server waits (~0.5 s
+            # for a 100k-relation load). Emptying our own list frees the rows now, while the server
+            # runs the batch.
+            batch.clear()
             if counted:
-                self._counted.append((name, result, len(batch)))
+                self._counted.append((name, result, sent))
             if self.on_batch is not None:
-                self.on_batch(name, len(batch))
+                self.on_batch(name, sent)
         return results
 
     def check_counts(self) -> None:
