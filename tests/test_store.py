@@ -1102,6 +1102,47 @@ def test_a_batch_is_one_transaction_and_unchanged_documents_are_skipped(db) -> N
         store.upsert_batch(driver, database, [doc1()], max_documents=0)
 
 
+def test_upsert_analyses_keeps_the_collector_paused_over_a_chunk_of_a_sequence_not_of_a_stream(db) -> None:
+    from collections.abc import Sequence
+
+    driver, database = db
+    docs = [doc1(), doc2(), fact_doc1()]
+
+    class Recorded(Sequence):
+        """The documents, noting whether the collector was on as each one is fetched."""
+
+        def __init__(self) -> None:
+            self.fetched: list[bool] = []
+
+        def __len__(self) -> int:
+            return len(docs)
+
+        def __getitem__(self, i):  # type: ignore[override]
+            item = docs[i]  # IndexError ends the iteration, unrecorded
+            self.fetched.append(gc.isenabled())
+            return item
+
+    assert gc.isenabled()
+    sequence = Recorded()
+    store.upsert_analyses(driver, database, sequence, max_documents=2)
+    # Paused from a chunk's first document to its commit: the second document is fetched paused; the
+    # third starts the next chunk, after the first one's pause ended.
+    assert sequence.fetched == [True, False, True]
+    assert gc.isenabled()
+    stream: list[bool] = []
+
+    def generated():
+        for d in docs:
+            stream.append(gc.isenabled())
+            yield d
+
+    store.clear_database(driver, database)
+    store.upsert_analyses(driver, database, generated(), max_documents=2)
+    assert stream == [True, True, True]  # a stream computes its next analysis with the collector on
+    assert gc.isenabled()
+    assert_matches_kg(driver, database, kg_of(*docs))
+
+
 def test_concurrent_batch_writers_on_shared_spans_keep_the_aggregates_exact(db) -> None:
     """Four threads each upsert a batch of overlapping documents; span locks serialize the shared parts."""
     from concurrent.futures import ThreadPoolExecutor

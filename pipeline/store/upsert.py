@@ -32,6 +32,7 @@ triple and fact a document touches, with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -579,16 +580,27 @@ def upsert_analyses(
         labels, wrote_labels = {}, True
         chunk.clear()
 
-    for analysis in analyses:  # the collector is paused per document, not while the stream computes it
-        try:
-            with paused_cyclic_gc():
-                chunk.append((analysis, rows_from_analysis(analysis)))
-        except ValueError as exc:
-            error = exc
-            break
-        if len(chunk) >= max_documents:
-            flush()
-    flush()
+    # The collector is paused while a document's rows are built, not while a stream computes the
+    # next analysis. A sequence is computed already, so nothing but the rows allocates between its
+    # documents: there the pause lasts from a chunk's first document to its commit, as in
+    # upsert_batch. Else the rows built so far survive each document's pause, and a full collection
+    # walks all of them (and the caller's objects) again: 0.4 s before the first statement of the
+    # bench's 100k-relation load.
+    whole_chunk = isinstance(analyses, Sequence)
+    with contextlib.ExitStack() as chunk_pause:
+        for analysis in analyses:
+            if whole_chunk and not chunk:
+                chunk_pause.enter_context(paused_cyclic_gc())
+            try:
+                with paused_cyclic_gc():
+                    chunk.append((analysis, rows_from_analysis(analysis)))
+            except ValueError as exc:
+                error = exc
+                break
+            if len(chunk) >= max_documents:
+                flush()
+                chunk_pause.close()
+        flush()
     if labels and not wrote_labels and error is None:  # no document at all: still store the labels
         set_relation_labels(driver, database, labels)
     if error is not None:
