@@ -501,15 +501,17 @@ def upsert_batch(
     _check_limits(batch_size, max_documents, max_rows)
     labels = check_relation_labels(relation_labels)
     checked: list[DocumentRows | ValueError] = []
-    with paused_cyclic_gc():  # millions of small lists: see pipeline.gc_pause
+    # Millions of small lists (see pipeline.gc_pause): paused from the first row to the last commit,
+    # so that no collection walks the rows between building and writing them.
+    with paused_cyclic_gc():
         for analysis in analyses:
             try:
                 checked.append(rows_from_analysis(analysis))
             except ValueError as exc:
                 checked.append(exc)
-    valid = [r for r in checked if isinstance(r, DocumentRows)]
-    ensure_schema_once(driver, database)
-    written = iter(_write(driver, database, valid, labels, batch_size, on_batch, max_documents, max_rows))
+        valid = [r for r in checked if isinstance(r, DocumentRows)]
+        ensure_schema_once(driver, database)
+        written = iter(_write(driver, database, valid, labels, batch_size, on_batch, max_documents, max_rows))
     return [r if isinstance(r, ValueError) else next(written) for r in checked]
 
 
