@@ -20,7 +20,8 @@ from pipeline.types import Document, DocumentAnalysis
 
 #: Bump when DocumentAnalysis or the extraction code changes what a cached analysis means.
 #: 2: typed relations (SpanRelation.unit), pronoun spans. 3: facts (DocumentAnalysis.facts, Word lemmas).
-CACHE_FORMAT = 3
+#: 4: facts with subjects shared down xcomp / conj, calibration groups, no oblique inside its object span.
+CACHE_FORMAT = 4
 #: Environment variable naming the cache folder (default: $PREFECT_HOME/qkgraph-cache).
 CACHE_DIR_ENV = "QKGRAPH_CACHE_DIR"
 

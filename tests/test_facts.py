@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 from pipeline.relations.facts import (
+    MAX_SHARING_DEPTH,
     Arc,
     calibrate_facts,
+    calibration_group,
     compose_facts,
     gold_facts,
+    group_knots,
     lift_facts,
     spacy_arcs,
 )
@@ -75,7 +78,7 @@ def test_compose_one_subject_per_predicate_passive_copula_possession():
     assert _triples(w, compose_facts(w, arcs)) == [("Curie", "be born in", "Warsaw", "oblique")]
     # two subject candidates for one predicate: the more probable one only
     two = [*arcs, Arc(2, 4, "nsubj", 0.95)]
-    facts = compose_facts(w, [a for a in two if a.relation != "obl"] + [Arc(2, 0, "obj", 0.5)])
+    facts = compose_facts(w, [a for a in two if a.relation not in ("obl", "case")] + [Arc(2, 0, "obj", 0.5)])
     assert {(w[f.subject].text, w[f.object].text) for f in facts} == {("Warsaw", "Curie")}
 
     #         0     1   2  3
@@ -91,6 +94,134 @@ def test_compose_one_subject_per_predicate_passive_copula_possession():
     facts = compose_facts(w, [Arc(2, 0, "nmod:poss", 0.7)])
     assert _triples(w, facts) == [("Curie", "have", "laboratory", "possession")]
     assert facts[0].predicate_word == -1
+
+
+def test_compose_shares_subjects_through_xcomp_and_conj():
+    #        0     1     2   3   4    5
+    text = "I decided to move the group"
+    w = _words(text, ["PRON", "VERB", "PART", "VERB", "DET", "NOUN"], ["I", "decide", "to", "move", "the", "group"])
+    arcs = [Arc(1, 0, "nsubj", 0.9), Arc(1, 3, "xcomp", 0.8), Arc(3, 5, "obj", 0.7), Arc(3, 2, "mark", 0.9)]
+    (fact,) = compose_facts(w, arcs)
+    assert _triples(w, [fact]) == [("I", "move", "group", "action")]
+    assert [a.relation for a in fact.arcs] == ["nsubj", "xcomp", "obj"]  # the chain is part of its support
+    assert math.isclose(fact.probability, 0.9 * 0.8 * 0.7)
+    # a subject of its own wins over the shared one
+    own = compose_facts(w, [*arcs, Arc(3, 4, "nsubj", 0.3)])
+    assert ("I", "move", "group", "action") not in _triples(w, own)
+
+    # object control: the head's object is the subject of the xcomp clause, not the head's subject
+    #        0     1    2  3   4    5   6
+    text = "They asked me to sign the form"
+    w = _words(
+        text, ["PRON", "VERB", "PRON", "PART", "VERB", "DET", "NOUN"], ["they", "ask", "I", "to", "sign", "the", "form"]
+    )
+    arcs = [Arc(1, 0, "nsubj", 0.9), Arc(1, 2, "obj", 0.8), Arc(1, 4, "xcomp", 0.7), Arc(4, 6, "obj", 0.9)]
+    assert set(_triples(w, compose_facts(w, arcs))) == {
+        ("They", "ask", "me", "action"),
+        ("me", "sign", "form", "action"),
+    }
+
+    # conj: the first conjunct's subject; a chain of xcomps; the passive of the clause's own aux:pass
+    #        0       1        2     3   4   5    6
+    text = "She discovered radium and won the prize"
+    w = _words(
+        text,
+        ["PRON", "VERB", "NOUN", "CCONJ", "VERB", "DET", "NOUN"],
+        ["she", "discover", "radium", "and", "win", "the", "prize"],
+    )
+    arcs = [Arc(1, 0, "nsubj", 0.9), Arc(1, 2, "obj", 0.9), Arc(1, 4, "conj", 0.8), Arc(4, 6, "obj", 0.9)]
+    assert _triples(w, compose_facts(w, arcs)) == [
+        ("She", "discover", "radium", "action"),
+        ("She", "win", "prize", "action"),
+    ]
+    #        0    1    2   3   4   5   6    7
+    text = "She wants to try to win the prize"
+    w = _words(
+        text,
+        ["PRON", "VERB", "PART", "VERB", "PART", "VERB", "DET", "NOUN"],
+        ["she", "want", "to", "try", "to", "win", "the", "prize"],
+    )
+    arcs = [Arc(1, 0, "nsubj", 0.9), Arc(1, 3, "xcomp", 0.9), Arc(3, 5, "xcomp", 0.9), Arc(5, 7, "obj", 0.9)]
+    (fact,) = compose_facts(w, arcs)
+    assert _triples(w, [fact]) == [("She", "win", "prize", "action")]
+    assert [a.relation for a in fact.arcs] == ["nsubj", "xcomp", "xcomp", "obj"]
+    #        0   1    2  3      4      5   6    7
+    text = "He wants to be promoted by the board"
+    w = _words(
+        text,
+        ["PRON", "VERB", "PART", "AUX", "VERB", "ADP", "DET", "NOUN"],
+        ["he", "want", "to", "be", "promote", "by", "the", "board"],
+    )
+    arcs = [
+        Arc(1, 0, "nsubj", 0.9),
+        Arc(1, 4, "xcomp", 0.9),
+        Arc(4, 3, "aux:pass", 0.9),
+        Arc(4, 7, "obl", 0.9),
+        Arc(7, 5, "case", 0.9),
+    ]
+    assert _triples(w, compose_facts(w, arcs)) == [("He", "be promoted by", "board", "oblique")]
+    # a shared copula: the nominal is the object
+    #        0   1    2  3  4   5
+    text = "He wants to be a doctor"
+    w = _words(text, ["PRON", "VERB", "PART", "AUX", "DET", "NOUN"], ["he", "want", "to", "be", "a", "doctor"])
+    (cop,) = compose_facts(w, [Arc(1, 0, "nsubj", 0.9), Arc(1, 5, "xcomp", 0.9), Arc(5, 3, "cop", 0.9)])
+    assert _triples(w, [cop]) == [("He", "be", "doctor", "copula")] and cop.predicate_word == 3
+
+
+def test_compose_sharing_ends_on_cycles_and_at_the_depth_limit():
+    # typed arcs are not a tree: two words may each be the other's xcomp
+    w = _words("a b c", ["VERB", "VERB", "NOUN"])
+    assert compose_facts(w, [Arc(0, 1, "xcomp", 0.9), Arc(1, 0, "xcomp", 0.9), Arc(1, 2, "obj", 0.9)]) == []
+    # a chain longer than MAX_SHARING_DEPTH passes no subject down
+    n = MAX_SHARING_DEPTH + 1
+    w = _words(" ".join(["s", *[f"v{k}" for k in range(n + 1)], "o"]), ["PRON", *["VERB"] * (n + 1), "NOUN"])
+    chain = [Arc(k + 1, k + 2, "xcomp", 0.99) for k in range(n)]
+    arcs = [Arc(1, 0, "nsubj", 0.99), *chain, Arc(n + 1, n + 2, "obj", 0.99)]
+    assert compose_facts(w, arcs) == []
+    assert len(compose_facts(w, [a for a in arcs if a is not chain[0]] + [Arc(2, 0, "nsubj", 0.99)])) == 1
+
+
+def test_a_word_with_a_case_marker_is_not_a_subject():
+    #        0     1    2      3       4   5
+    text = "piece for Qaeda appeared at Newsday"
+    w = _words(
+        text, ["NOUN", "ADP", "PROPN", "VERB", "ADP", "PROPN"], ["piece", "for", "Qaeda", "appear", "at", "Newsday"]
+    )
+    arcs = [
+        Arc(3, 2, "nsubj", 0.9),
+        Arc(2, 1, "case", 0.9),
+        Arc(3, 0, "nsubj", 0.5),
+        Arc(3, 5, "obl", 0.9),
+        Arc(5, 4, "case", 0.9),
+    ]
+    assert _triples(w, compose_facts(w, arcs)) == [("piece", "appear at", "Newsday", "oblique")]
+    assert compose_facts(w, [a for a in arcs if a.dependent != 0]) == []
+
+
+def test_lift_drops_an_oblique_whose_case_word_is_inside_the_object_span():
+    #        0     1    2   3      4       5   6
+    text = "She studied at the University of Paris"
+    w = _words(
+        text,
+        ["PRON", "VERB", "ADP", "DET", "PROPN", "ADP", "PROPN"],
+        ["she", "study", "at", "the", "University", "of", "Paris"],
+    )
+    spans = [
+        Span("pronoun:she", "She", "", "pronoun", 0, 0, 3),
+        Span("entity:ORG:the university of paris", "the University of Paris", "ORG", "entity", 0, 15, 38),
+    ]
+    word_span = [0, -1, -1, 1, 1, 1, 1]
+    arcs = [
+        Arc(1, 0, "nsubj", 0.9),
+        Arc(1, 4, "obl", 0.8),
+        Arc(4, 2, "case", 0.9),
+        Arc(1, 6, "obl", 0.7),
+        Arc(6, 5, "case", 0.9),
+    ]
+    composed = compose_facts(w, arcs)
+    assert {f.predicate for f in composed} == {"study at", "study of"}  # the composer sees two obliques
+    lifted = lift_facts(composed, w, word_span, spans)
+    assert [(f.subject, f.predicate, f.object) for f in lifted] == [(0, "study at", 1)]
 
 
 def test_lift_needs_two_thing_spans_and_calibration_maps_probability():
@@ -118,6 +249,23 @@ def test_lift_needs_two_thing_spans_and_calibration_maps_probability():
     # a kind with its own map uses it
     (own,) = calibrate_facts(facts, {"*": knots, "action": (np.array([0.0, 1.0]), np.array([0.1, 0.2]))})
     assert math.isclose(own.probability, 0.1 + 0.1 * 0.4)
+    # a fact whose subject came through xcomp / conj reads the shared map of its kind, else its kind's
+    shared = compose_facts(
+        w + [Word(26, 30, 0, "x", "x", "VERB")],
+        [Arc(1, 0, "nsubj", 0.8), Arc(1, 5, "conj", 0.5), Arc(5, 3, "obj", 0.5)],
+    )
+    (s,) = [f for f in shared if any(a.relation == "conj" for a in f.arcs)]
+    assert (
+        calibration_group(s.kind, s.arcs) == "action:shared" and calibration_group("action", facts[0].arcs) == "action"
+    )
+    maps = {
+        "*": knots,
+        "action": (np.array([0.0, 1.0]), np.array([0.1, 0.2])),
+        "action:shared": (np.array([0.0, 1.0]), np.array([0.0, 0.1])),
+    }
+    (mapped_shared,) = calibrate_facts([s], maps)
+    assert math.isclose(mapped_shared.probability, 0.1 * 0.2)
+    assert group_knots({"*": knots}, "oblique:shared") is knots
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +284,8 @@ def test_spacy_arcs_in_ud_terms(nlp):
         "Curie was a physicist.": ("Curie", "be", "physicist"),
         "They set up a company.": ("They", "set up", "company"),
         "The company was founded by two engineers.": ("company", "be founded by", "engineers"),
+        "I decided to move the group.": ("I", "move", "group"),
+        "She discovered radium and won the prize.": ("She", "win", "prize"),
     }
     for text, expected in cases.items():
         doc = nlp(text)
@@ -209,7 +359,7 @@ def test_product_facts_come_from_typed_arcs_and_leave_edges_unchanged():
         assert all(arc.unit in units for arc in f.arcs)
         assert {a.spans[f.subject].kind, a.spans[f.object].kind} <= {"entity", "noun_chunk", "pronoun"}
         product = math.prod(arc.probability for arc in f.arcs)
-        knots = None if models.fact_knots is None else models.fact_knots.get(f.kind, models.fact_knots["*"])
+        knots = None if models.fact_knots is None else group_knots(models.fact_knots, calibration_group(f.kind, f.arcs))
         expected = product if knots is None else float(isotonic_predict(knots, [product])[0])
         assert math.isclose(f.probability, expected, rel_tol=1e-9)
     signed = [(a.spans[f.subject].text, f.predicate, a.spans[f.object].text) for a, f in facts]

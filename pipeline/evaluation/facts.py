@@ -43,7 +43,15 @@ from typing import Any
 import numpy as np
 
 from pipeline.relations.calibration import compress_knots, isotonic_fit, isotonic_predict
-from pipeline.relations.facts import Arc, WordFact, gold_facts, lift_facts, spacy_arcs
+from pipeline.relations.facts import (
+    Arc,
+    WordFact,
+    calibration_group,
+    gold_facts,
+    group_knots,
+    lift_facts,
+    spacy_arcs,
+)
 from pipeline.text.conllu import ConlluDocument, read_conllu_documents
 from pipeline.text.sources import xml_safe
 from pipeline.types import Document, DocumentAnalysis, SpanFact, Word
@@ -129,8 +137,11 @@ def span_fact_key(gold: GoldFactDocument, f: SpanFact) -> FactKey | None:
     """The match key of a product fact, from the word offsets of its arcs (``SpanFact.arcs``)."""
     by_rel = {a.relation: a for a in f.arcs}
     first = f.arcs[0]
-    if f.kind in ("copula", "possession"):
-        obj = (first.head_start, first.head_end)  # the nominal heads nsubj; the possessed heads nmod:poss
+    if f.kind == "copula":
+        cop = by_rel["cop"]  # the nominal heads the copula (its subject may be shared from another word)
+        obj = (cop.head_start, cop.head_end)
+    elif f.kind == "possession":
+        obj = (first.head_start, first.head_end)  # the possessed heads nmod:poss
     else:
         # the object word: the obl's, or the obj's (an object with its own case word is an oblique)
         arc = next(a for a in reversed(f.arcs) if a.relation in ("obl", "obj", "iobj"))
@@ -226,7 +237,7 @@ def read_part(docs: Iterable[ConlluDocument]) -> Part:
 
 def qkgraph_claims(part: Part, analyses: Iterable[DocumentAnalysis], kinds: dict[FactKey, str] | None = None) -> Claims:
     """The product's facts as claims (``analyses`` made with fact threshold 0: the sweep cuts);
-    ``kinds`` gets the fact kind of each claim."""
+    ``kinds`` gets the calibration group of each claim (``calibration_group``: kind, or kind:shared)."""
     claims: Claims = {}
     for a in analyses:
         g = part.gold[a.document.id]
@@ -235,7 +246,7 @@ def qkgraph_claims(part: Part, analyses: Iterable[DocumentAnalysis], kinds: dict
             if key is not None and f.probability > claims.get(key, -1.0):
                 claims[key] = f.probability
                 if kinds is not None:
-                    kinds[key] = f.kind
+                    kinds[key] = calibration_group(f.kind, f.arcs)
     return claims
 
 
@@ -423,8 +434,7 @@ def evaluate_facts(
             models.fact_knots = calibration_knots(calibration)
             raw = claims["select"]["qkgraph"]
             claims["select"]["qkgraph"] = {
-                k: float(isotonic_predict(models.fact_knots.get(kinds[k], models.fact_knots["*"]), [v])[0])
-                for k, v in raw.items()
+                k: float(isotonic_predict(group_knots(models.fact_knots, kinds[k]), [v])[0]) for k, v in raw.items()
             }
         on_progress(f"{label}: spacy")
         with timed("spacy"):
