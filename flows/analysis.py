@@ -179,6 +179,10 @@ class FlowAnalyser:
         self.pids: set[int] = set()
         self._labels: dict[str, str] | None = cache.get_labels(settings) if cache is not None else None
 
+    def analysis_settings(self) -> dict[str, str | int | float]:
+        """The settings every analysis of the flow records (``IngestSettings.analysis_settings``)."""
+        return self.settings.analysis_settings()
+
     def relation_labels(self) -> dict[str, str]:
         if self._labels is None:
             self._labels = relation_labels_task(self.settings)

@@ -1,54 +1,32 @@
 """The per-document analysis cache of the flows: content hash + extractor settings -> a persisted analysis.
 
 Each document's analysis is persisted (Prefect ``ResultStore`` on a local folder) under a key made of
-its content hash, ``IngestSettings.as_dict()`` and ``CACHE_FORMAT``; the document id is not part of it
+its content hash and ``IngestSettings.analysis_settings()`` (settings, analysis format, typed set digest); the document id is not part of it
 (a renamed file is a hit). A file that cannot be read (e.g. cut short by a crash) counts as a miss.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest.settings import IngestSettings
+from pipeline.ingest.settings import ANALYSIS_FORMAT, IngestSettings
 from pipeline.types import Document, DocumentAnalysis
 
-#: Bump when DocumentAnalysis or the extraction code changes what a cached analysis means.
-#: 2: typed relations (SpanRelation.unit), pronoun spans. 3: facts (DocumentAnalysis.facts, Word lemmas).
-#: 4: facts with subjects shared down xcomp / conj, calibration groups, no oblique inside its object span.
-CACHE_FORMAT = 4
+#: The analyses' format (``pipeline.ingest.settings.ANALYSIS_FORMAT``): a new one misses every entry.
+CACHE_FORMAT = ANALYSIS_FORMAT
 #: Environment variable naming the cache folder (default: $PREFECT_HOME/qkgraph-cache).
 CACHE_DIR_ENV = "QKGRAPH_CACHE_DIR"
 
 
-@functools.lru_cache(maxsize=16)
-def _artifact_digest(model: str, mtime_ns: int) -> str:
-    from pipeline.relations.labels import labels_path
-
-    return hashlib.sha256(labels_path(model).read_bytes()).hexdigest()
-
-
-def typed_set_digest(model: str) -> str:
-    """sha256 of the model's label artifact (its typed relation set), "" when it has none: a rebuilt
-    set changes what typed analyses mean, so it is part of their cache key."""
-    from pipeline.relations.labels import labels_path
-
-    path = labels_path(model)
-    return _artifact_digest(model, path.stat().st_mtime_ns) if path.is_file() else ""
-
-
 def analysis_cache_key(content_hash: str, settings: IngestSettings) -> str:
-    """The cache key of one document's analysis: content hash + extractor settings + CACHE_FORMAT
-    (+ the typed relation set's digest in typed mode)."""
-    body: dict[str, Any] = {"format": CACHE_FORMAT, "content_hash": content_hash, "settings": settings.as_dict()}
-    if settings.relation_types == "typed":
-        body["typed_set"] = typed_set_digest(settings.model)
-    payload = json.dumps(body, sort_keys=True)
+    """The cache key of one document's analysis: content hash + ``settings.analysis_settings()`` (the
+    extractor settings, the analysis format and, in typed mode, the typed relation set's digest)."""
+    payload = json.dumps({"content_hash": content_hash, "settings": settings.analysis_settings()}, sort_keys=True)
     return "analysis-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

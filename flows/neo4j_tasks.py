@@ -144,15 +144,17 @@ def check_neo4j(target: Neo4jTarget) -> str:
 
 
 @task(name="neo4j-held", **TASK_OPTIONS, **neo4j_retry_options())
-def held_in_neo4j(documents: list[tuple[str, str]], target: Neo4jTarget) -> set[str]:
-    """Ids of these (id, content hash) documents that Neo4j holds with the same hash."""
+def held_in_neo4j(
+    documents: list[tuple[str, str]], target: Neo4jTarget, analysis_settings: dict[str, Any] | None = None
+) -> set[str]:
+    """Ids of these (id, content hash) documents that Neo4j holds with the same hash (and, given
+    ``analysis_settings``, analysed the same way: ``pipeline.store.held_documents``)."""
     settings = target.resolve()
     try:
-        hashes = store.document_hashes(DRIVERS.get(settings), settings.database, [i for i, _ in documents])
+        return store.held_documents(DRIVERS.get(settings), settings.database, documents, analysis_settings)
     except BaseException:
         DRIVERS.drop(settings)
         raise
-    return {i for i, h in documents if hashes.get(i) == h}
 
 
 @task(name="upsert-neo4j", **TASK_OPTIONS, **neo4j_retry_options())
@@ -193,8 +195,8 @@ class FlowNeo4jSink:
     def open(self) -> None:
         self.server = self._check(self.target)
 
-    def held(self, documents: Sequence[Document]) -> set[str]:
-        return self._held([(d.id, d.content_hash) for d in documents], self.target)
+    def held(self, documents: Sequence[Document], settings: dict[str, Any] | None = None) -> set[str]:
+        return self._held([(d.id, d.content_hash) for d in documents], self.target, settings)
 
     def write(
         self, analyses: Sequence[DocumentAnalysis], relation_labels: dict[str, str]

@@ -353,6 +353,19 @@ def test_same_analysis_again_is_unchanged_and_byte_identical(tmp_path: Path) -> 
     assert export_bytes(kg, tmp_path, "after") == before
 
 
+def test_the_same_text_analysed_otherwise_is_replaced(tmp_path: Path) -> None:
+    kg = two_doc_graph()
+    other = replace(doc1(), settings={"model": "test-model", "top_k": 12, "analysis_format": 99})
+    assert kg.holds("d1", doc1().document.content_hash, doc1().settings)
+    assert not kg.holds("d1", doc1().document.content_hash, other.settings)
+    assert kg.holds("d1", doc1().document.content_hash)  # without settings: the text only
+    assert kg.add_analysis(other) == "replaced"
+    assert kg.add_analysis(other) == "unchanged"
+    assert kg.holds("d1", doc1().document.content_hash, other.settings)
+    stored = {c.document: dict(c.settings) for c in kg.provenance().contributions}
+    assert stored["d1"]["analysis_format"] == 99 and "analysis_format" not in stored["d2"]
+
+
 def test_changed_document_is_replaced_not_added(tmp_path: Path) -> None:
     kg = two_doc_graph()
     assert kg.add_analysis(doc2_changed()) == "replaced"

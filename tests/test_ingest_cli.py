@@ -54,6 +54,25 @@ def test_ingest_examples_writes_graphml_json_and_html_and_updates_incrementally(
     assert not nobel, "nodes supported only by the old version of the document must go"
 
 
+def test_a_rerun_with_other_settings_analyses_again_and_replaces(corpus, tmp_path):
+    """Same files, another --threshold: every document is analysed again and replaced, not kept."""
+    out = tmp_path / "out" / "graph.graphml"
+    assert _ingest(str(corpus), "--out", str(out)).exit_code == 0
+    first = json.loads(out.with_suffix(".json").read_text())
+    assert first["graph"]["settings"]["threshold"] == 0.7
+    assert first["graph"]["settings"]["analysis_format"] >= 4 and first["graph"]["settings"]["typed_set"]
+
+    stricter = _ingest(str(corpus), "--out", str(out), "--threshold", "0.9")
+    assert stricter.exit_code == 0 and "0 added, 4 replaced, 0 unchanged" in stricter.output, stricter.output
+    second = json.loads(out.with_suffix(".json").read_text())
+    assert second["graph"]["settings"]["threshold"] == 0.9
+    relations = [e for e in second["edges"] if e.get("kind") == "relation"]
+    assert all(e["score_max"] >= 0.9 for e in relations)
+    assert len(relations) < len([e for e in first["edges"] if e.get("kind") == "relation"])
+    again = _ingest(str(corpus), "--out", str(out), "--threshold", "0.9")
+    assert "0 added, 0 replaced, 4 unchanged" in again.output
+
+
 def test_bad_inputs_are_skipped_with_reasons_and_nothing_is_lost(tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -421,6 +421,21 @@ def test_the_same_document_again_is_unchanged_and_writes_nothing(db) -> None:
     assert dump(driver, database) == before  # element ids and ingested_at included
 
 
+def test_the_same_text_analysed_otherwise_is_replaced_and_not_held(db) -> None:
+    driver, database = db
+    store.upsert_analyses(driver, database, [doc1(), doc2()])
+    other = replace(doc1(), settings={"model": "test-model", "top_k": 12, "analysis_format": 99})
+    ids = [("d1", doc1().document.content_hash), ("d2", doc2().document.content_hash)]
+    assert store.held_documents(driver, database, ids) == {"d1", "d2"}
+    assert store.held_documents(driver, database, ids, doc1().settings) == {"d1", "d2"}
+    assert store.held_documents(driver, database, ids, other.settings) == set()
+    assert store.held_documents(driver, database, [("d1", "another hash")]) == set()
+    assert store.upsert_document(driver, database, other) == "replaced"
+    assert store.upsert_document(driver, database, other) == "unchanged"
+    assert store.held_documents(driver, database, ids, other.settings) == {"d1"}
+    assert_matches_kg(driver, database, kg_of(doc2(), other))
+
+
 def test_relation_labels_relabel_existing_edges(db) -> None:
     driver, database = db
     store.upsert_analyses(driver, database, [doc1(), doc2()])
@@ -606,6 +621,8 @@ def test_typed_relations_get_their_own_relationship_type_through_the_sink(db, ne
     try:
         assert sink.write([typed1(), typed2()], {}) == ["added", "added"]
         assert sink.held([typed1().document, typed2().document]) == {"t1", "t2"}
+        assert sink.held([typed1().document], typed1().settings) == {"t1"}
+        assert sink.held([typed1().document], {**typed1().settings, "threshold": 0.99}) == set()
     finally:
         sink.abort()
     kg = kg_of(typed1(), typed2())

@@ -147,6 +147,15 @@ class KnowledgeGraph:
         """{document id: content hash} of every document in the graph (a copy)."""
         return dict(self._documents)
 
+    def holds(self, doc_id: str, content_hash: str, settings: dict[str, Any] | None = None) -> bool:
+        """Whether the graph holds this version of a document: the same content hash and, given
+        ``settings``, the same analysis settings (``DocumentAnalysis.settings``: extractor settings,
+        analysis format, typed relation set). A graph loaded without contributions knows only hashes."""
+        if self._documents.get(doc_id) != content_hash:
+            return False
+        stored = self._contrib.get(doc_id)
+        return settings is None or stored is None or dict(stored.settings) == dict(settings)
+
     @property
     def relation_labels(self) -> dict[str, str]:
         """{relation id: human label} known to the graph (a copy)."""
@@ -156,8 +165,8 @@ class KnowledgeGraph:
         """Add one document's analysis.
 
         Returns "unchanged" if this document id is already in the graph with the same content hash
-        (nothing is touched), "replaced" if it was there with another hash (its old contribution is
-        removed first), else "added".
+        and analysis settings (``holds``; nothing is touched), "replaced" if it was there with another
+        hash or analysed otherwise (its old contribution is removed first), else "added".
 
         Raises:
             ValueError: the analysis breaks its contract (span or sentence index out of range, a
@@ -166,9 +175,8 @@ class KnowledgeGraph:
                 change it.
         """
         doc_id = analysis.document.id
-        new_hash = analysis.document.content_hash
         old_hash = self._documents.get(doc_id)
-        if old_hash == new_hash:
+        if self.holds(doc_id, analysis.document.content_hash, analysis.settings):
             return "unchanged"
         if not self._has_provenance:
             raise ProvenanceUnavailableError(

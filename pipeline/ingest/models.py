@@ -129,7 +129,7 @@ def analyze_documents(
         max_tokens=s.max_tokens,
         overlap=s.overlap,
         batch_tokens=s.batch_tokens,
-        settings=s.as_dict(),
+        settings=s.analysis_settings(),
         fact_threshold=s.fact_threshold,
         fact_knots=models.fact_knots,
     )

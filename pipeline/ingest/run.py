@@ -7,8 +7,9 @@ What varies between callers is injected: the analyser (in-process here; the flow
 tasks, on Dask or threads, behind a per-document cache) and the sinks (the flow's Neo4j sink adds
 retries). The rules are here, once:
 
-* A document that every sink already holds (same id and content hash, each sink asked about its own
-  state) is not analysed again and counts "unchanged" for every sink.
+* A document that every sink already holds (same id and content hash, analysed with the same
+  settings, analysis format and typed relation set; each sink asked about its own state) is not
+  analysed again and counts "unchanged" for every sink.
 * A document id seen twice in one run keeps its first document; the second is reported as skipped.
 * A document the analyser or a sink cannot handle is reported (``IngestReport.failed``) and the run
   goes on.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pipeline.errors import QkgraphError
 from pipeline.ingest.models import Models, analyse_isolated
@@ -46,6 +47,9 @@ class Analyser(Protocol):
         """Human labels of the relation types used; valid once the first result was yielded."""
         ...
 
+    # Optional: ``analysis_settings() -> dict``, the settings its analyses record; with it, a document a
+    # sink holds from another analysis (other settings, format or typed set) is analysed again.
+
 
 class LocalAnalyser:
     """spaCy and the extractor in this process (``analyse_isolated``)."""
@@ -58,6 +62,10 @@ class LocalAnalyser:
 
     def relation_labels(self) -> dict[str, str]:
         return dict(self.models.relation_labels)
+
+    def analysis_settings(self) -> dict[str, str | int | float]:
+        """The settings every analysis of this analyser records (``IngestSettings.analysis_settings``)."""
+        return self.models.settings.analysis_settings()
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -93,7 +101,9 @@ def run_ingest(
             sink.open()
             active.append(sink)
         labels: dict[str, str] | None = None
-        for batch in _chunks(analyser(_pending(sources, active, report)), batch_size):
+        # what the analyser's analyses record: a sink holding a document analysed otherwise does not hold it
+        settings = analyser.analysis_settings() if hasattr(analyser, "analysis_settings") else None
+        for batch in _chunks(analyser(_pending(sources, active, report, settings)), batch_size):
             good = [a for a in batch if isinstance(a, DocumentAnalysis)]
             report.failed.extend(f for f in batch if isinstance(f, FailedDocument))
             report.tokens += sum(a.n_tokens for a in good)
@@ -135,8 +145,14 @@ def _write(sink: Sink, analyses: list[DocumentAnalysis], labels: dict[str, str],
             report.count(sink.name, result)
 
 
-def _pending(sources: Iterable[Document | SkippedInput], sinks: list[Sink], report: IngestReport) -> Iterator[Document]:
-    """The documents some sink does not hold yet, in input order; skips and duplicates go to the report."""
+def _pending(
+    sources: Iterable[Document | SkippedInput],
+    sinks: list[Sink],
+    report: IngestReport,
+    settings: dict[str, Any] | None = None,
+) -> Iterator[Document]:
+    """The documents some sink does not hold yet (in this version: ``Sink.held``), in input order;
+    skips and duplicates go to the report."""
     seen: dict[str, str] = {}
     for chunk in _chunks(sources, HELD_CHUNK):
         documents: list[Document] = []
@@ -159,7 +175,7 @@ def _pending(sources: Iterable[Document | SkippedInput], sinks: list[Sink], repo
         held_by: list[set[str]] = []
         for sink in list(sinks):
             try:
-                held_by.append(sink.held(documents))
+                held_by.append(sink.held(documents, settings))
             except QkgraphError as exc:
                 _drop(sink, exc, sinks, report)
         held = set.intersection(*held_by) if held_by else set()

@@ -21,6 +21,14 @@ RELATION_TYPES = ("typed", "subspaces")
 spread-ranked relational subspaces (``top_k`` per layer), for exploration."""
 
 
+#: What an analysis means beyond its settings: bump when DocumentAnalysis or the extraction code
+#: changes what the same settings produce. A stored document analysed under another format (or another
+#: typed relation set, or other settings) is analysed again and replaced, not kept as "unchanged".
+#: 2: typed relations (SpanRelation.unit), pronoun spans. 3: facts (DocumentAnalysis.facts, Word lemmas).
+#: 4: facts with subjects shared down xcomp / conj, calibration groups, no oblique inside its object span.
+ANALYSIS_FORMAT = 4
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     """Extractor and span settings; they identify an extraction (part of the cache key of the flows).
@@ -62,6 +70,19 @@ class IngestSettings:
         d = asdict(self)
         d["layers"] = "all" if self.layers is None else ",".join(map(str, self.layers))
         d["word_pos"] = ",".join(self.word_pos)
+        return d
+
+    def analysis_settings(self) -> dict[str, str | int | float]:
+        """What every analysis records about how it was made (its provenance, a stored document's
+        ``settings``): ``as_dict()``, ``analysis_format`` (ANALYSIS_FORMAT) and, in typed mode,
+        ``typed_set`` (16 hex digits of the label artifact's sha256). A sink holds a document as
+        unchanged only when its text and these are the same."""
+        d = self.as_dict()
+        d["analysis_format"] = ANALYSIS_FORMAT
+        if self.relation_types == "typed":
+            from pipeline.relations.labels import typed_set_digest
+
+            d["typed_set"] = typed_set_digest(self.model)[:16]
         return d
 
 

@@ -15,6 +15,7 @@ The artifact ``pipeline/data/labels-<model>.json`` (schema ``LABELS_SCHEMA``) is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -48,6 +49,19 @@ def _slug(model_name: str) -> str:
 def labels_path(model_name: str) -> Path:
     """Where the artifact of ``model_name`` lives in the package (pipeline/data/labels-<model>.json)."""
     return Path(str(resources.files("pipeline").joinpath(f"data/labels-{_slug(model_name)}.json")))
+
+
+@lru_cache(maxsize=16)
+def _digest(path: str, mtime_ns: int) -> str:
+    # mtime is part of the cache key only: a rewritten artifact is hashed again
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def typed_set_digest(model_name: str) -> str:
+    """sha256 of the model's label artifact (its typed relation set), "" when it has none: a rebuilt
+    set changes what typed analyses mean."""
+    path = labels_path(model_name)
+    return _digest(str(path), path.stat().st_mtime_ns) if path.is_file() else ""
 
 
 @lru_cache(maxsize=8)

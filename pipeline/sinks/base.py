@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.types import Document, DocumentAnalysis, FailedDocument, WriteResult
 
@@ -14,9 +14,11 @@ class Sink(Protocol):
 
     * ``open()`` prepares (connects, loads the existing graph); a bad configuration raises
       ``QkgraphError`` here, before any extraction work.
-    * ``held(documents)`` returns the ids of those documents the sink already holds with the same
-      content hash: a document every sink holds is not analysed again. The sink answers from its own
-      state (the store asks the database, files read their own JSON).
+    * ``held(documents, settings=None)`` returns the ids of those documents the sink already holds
+      with the same content hash and, given ``settings`` (what the analyser's analyses would record:
+      ``IngestSettings.analysis_settings()``), analysed with the same: a document every sink holds is
+      not analysed again. The sink answers from its own state (the store asks the database, files
+      read their own JSON).
     * ``write(analyses, relation_labels)`` stores the analyses in order and returns one result per
       analysis: "added" / "unchanged" / "replaced", or a ``FailedDocument`` for one it refuses.
       An error that is not about one document (the store went away) raises.
@@ -28,7 +30,7 @@ class Sink(Protocol):
 
     def open(self) -> None: ...
 
-    def held(self, documents: Sequence[Document]) -> set[str]: ...
+    def held(self, documents: Sequence[Document], settings: dict[str, Any] | None = None) -> set[str]: ...
 
     def write(
         self, analyses: Sequence[DocumentAnalysis], relation_labels: dict[str, str]

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pipeline.errors import QkgraphError
 from pipeline.graph import KnowledgeGraph
@@ -98,9 +98,8 @@ class FileSink:
             self._lock.close()
             self._lock = None
 
-    def held(self, documents: Sequence[Document]) -> set[str]:
-        known = self.graph.documents
-        return {d.id for d in documents if known.get(d.id) == d.content_hash}
+    def held(self, documents: Sequence[Document], settings: dict[str, Any] | None = None) -> set[str]:
+        return {d.id for d in documents if self.graph.holds(d.id, d.content_hash, settings)}
 
     def write(
         self, analyses: Sequence[DocumentAnalysis], relation_labels: dict[str, str]

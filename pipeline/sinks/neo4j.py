@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import neo4j
 from neo4j import exceptions as neo4j_exc
@@ -36,12 +37,13 @@ class Neo4jSink:
         if self._driver is None:
             self._driver = store.connect(self.settings)
 
-    def held(self, documents: Sequence[Document]) -> set[str]:
+    def held(self, documents: Sequence[Document], settings: dict[str, Any] | None = None) -> set[str]:
         try:
-            hashes = store.document_hashes(self.driver, self.settings.database, [d.id for d in documents])
+            return store.held_documents(
+                self.driver, self.settings.database, [(d.id, d.content_hash) for d in documents], settings
+            )
         except _CONNECTION_ERRORS as exc:
             raise self._lost(exc) from None
-        return {d.id for d in documents if hashes.get(d.id) == d.content_hash}
 
     def write(
         self, analyses: Sequence[DocumentAnalysis], relation_labels: dict[str, str]

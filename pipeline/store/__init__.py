@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from pipeline.store.connection import clear_database, connect, server_info
 from pipeline.store.named import QUERIES_DIR, load_query, query_names, run_named_query
-from pipeline.store.read import document_hashes, load_provenance, read_graph, read_provenance, read_relation_labels
+from pipeline.store.read import (
+    document_hashes,
+    held_documents,
+    load_provenance,
+    read_graph,
+    read_provenance,
+    read_relation_labels,
+)
 from pipeline.store.schema import (
     ENTITY_LABELS,
     PRONOUN_LABEL,
@@ -64,6 +71,7 @@ __all__ = [
     "delete_document",
     "document_hashes",
     "ensure_schema",
+    "held_documents",
     "load_provenance",
     "load_query",
     "query_names",

@@ -63,13 +63,17 @@ ROW_COUNTED = frozenset({"SENTENCES", "MENTIONS", "EVIDENCE", "RELATES_CREATE", 
 
 DOC_HASH = "OPTIONAL MATCH (d:Document {id: $id}) RETURN d.content_hash AS content_hash"
 DOC_HASHES = "UNWIND $ids AS id MATCH (d:Document {id: id}) RETURN d.id AS id, d.content_hash AS content_hash"
+DOC_VERSIONS = """
+UNWIND $ids AS id MATCH (d:Document {id: id})
+RETURN d.id AS id, d.content_hash AS content_hash, d.settings AS settings
+"""
 # The stored hashes of a batch's documents and the highest ingest number, in one round trip (the seq
 # index serves the ORDER BY).
 DOC_STATES = """
 WITH COLLECT { MATCH (x:Document) WHERE x.seq IS NOT NULL RETURN x.seq ORDER BY x.seq DESC LIMIT 1 } AS top
 UNWIND $ids AS id
 OPTIONAL MATCH (d:Document {id: id})
-RETURN id, d.content_hash AS content_hash, top
+RETURN id, d.content_hash AS content_hash, d.settings AS settings, top
 """
 LABELS_READ = "UNWIND $ids AS id OPTIONAL MATCH (t:RelationType {id: id}) RETURN id, t.label AS label"
 LABELS_WRITE = """

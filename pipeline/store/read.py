@@ -17,6 +17,7 @@ from pipeline.graph.provenance import (
     FactId,
     NodeContribution,
     Provenance,
+    canonical_json,
 )
 from pipeline.store import queries
 from pipeline.store.connection import read_rows
@@ -92,6 +93,20 @@ def document_hashes(driver: neo4j.Driver, database: str, ids: Sequence[str]) -> 
         return {}
     rows = read_rows(driver, database, queries.DOC_HASHES, ids=list(ids))
     return {r["id"]: r["content_hash"] for r in rows}
+
+
+def held_documents(
+    driver: neo4j.Driver, database: str, documents: Sequence[tuple[str, str]], settings: dict[str, Any] | None = None
+) -> set[str]:
+    """Ids of these (id, content hash) documents that the store holds in this version: the same
+    content hash and, given ``settings`` (``DocumentAnalysis.settings``), the same stored settings,
+    which is when ``upsert_batch`` would call them "unchanged"."""
+    if not documents:
+        return set()
+    rows = read_rows(driver, database, queries.DOC_VERSIONS, ids=[i for i, _ in documents])
+    stored = {r["id"]: (r["content_hash"], r["settings"]) for r in rows}
+    wanted = None if settings is None else canonical_json(settings)
+    return {i for i, h in documents if i in stored and stored[i][0] == h and (wanted is None or stored[i][1] == wanted)}
 
 
 def read_relation_labels(driver: neo4j.Driver, database: str) -> dict[str, str]:

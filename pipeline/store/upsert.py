@@ -278,7 +278,8 @@ def _batch_tx(
     replaced: list[str] = []
     for rows, state in zip(batch, states, strict=True):
         old_hash = state["content_hash"]
-        if old_hash == rows.contribution.content_hash:
+        # the same text analysed the same way (settings, analysis format, typed set: settings_json)
+        if old_hash == rows.contribution.content_hash and state["settings"] == settings_json(rows):
             results.append("unchanged")
             continue
         results.append("added" if old_hash is None else "replaced")
