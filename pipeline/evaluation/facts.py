@@ -431,10 +431,11 @@ def evaluate_facts(
             claims[label]["qkgraph"] = qkgraph_claims(part, analyze_documents(part.documents, models), kinds)
         if label == "select" and fit_calibration:
             calibration = fit_fact_calibration(claims["select"]["qkgraph"], kinds, select.gold_keys)
-            models.fact_knots = calibration_knots(calibration)
+            knots = calibration_knots(calibration)  # has "*": every group finds a map
+            models.fact_knots = knots
             raw = claims["select"]["qkgraph"]
             claims["select"]["qkgraph"] = {
-                k: float(isotonic_predict(group_knots(models.fact_knots, kinds[k]), [v])[0]) for k, v in raw.items()
+                k: float(isotonic_predict(group_knots(knots, kinds[k]) or knots["*"], [v])[0]) for k, v in raw.items()
             }
         on_progress(f"{label}: spacy")
         with timed("spacy"):
