@@ -154,7 +154,7 @@ class KnowledgeGraph:
         if self._documents.get(doc_id) != content_hash:
             return False
         stored = self._contrib.get(doc_id)
-        return settings is None or stored is None or dict(stored.settings) == dict(settings)
+        return settings is None or stored is None or stored.settings == settings
 
     @property
     def relation_labels(self) -> dict[str, str]:

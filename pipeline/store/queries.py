@@ -62,7 +62,6 @@ AWAIT_INDEXES = "CALL db.awaitIndexes(300)"
 ROW_COUNTED = frozenset({"SENTENCES", "MENTIONS", "EVIDENCE", "RELATES_CREATE", "FACT_EVIDENCE", "FACTS_CREATE"})
 
 DOC_HASH = "OPTIONAL MATCH (d:Document {id: $id}) RETURN d.content_hash AS content_hash"
-DOC_HASHES = "UNWIND $ids AS id MATCH (d:Document {id: id}) RETURN d.id AS id, d.content_hash AS content_hash"
 DOC_VERSIONS = """
 UNWIND $ids AS id MATCH (d:Document {id: id})
 RETURN d.id AS id, d.content_hash AS content_hash, d.settings AS settings

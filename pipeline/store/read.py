@@ -91,7 +91,7 @@ def document_hashes(driver: neo4j.Driver, database: str, ids: Sequence[str]) -> 
     """
     if not ids:
         return {}
-    rows = read_rows(driver, database, queries.DOC_HASHES, ids=list(ids))
+    rows = read_rows(driver, database, queries.DOC_VERSIONS, ids=list(ids))
     return {r["id"]: r["content_hash"] for r in rows}
 
 
