@@ -31,6 +31,7 @@ from prefect import flow, get_run_logger, task
 from prefect.context import FlowRunContext
 from prefect.utilities.annotations import quote
 
+from flows import heartbeat
 from flows.analysis import FlowAnalyser, discover
 from flows.cache import AnalysisCache, default_cache_dir
 from flows.neo4j_tasks import NEO4J_RETRIES, NEO4J_RETRY_DELAY_S, FlowNeo4jSink, Neo4jTarget, close_drivers
@@ -50,6 +51,9 @@ from pipeline.model.defaults import DEFAULT_MODEL
 from pipeline.sinks.base import Sink
 from pipeline.sinks.files import FileSink
 from pipeline.types import Document, SkippedInput
+
+# Before any flow run of this process: the engine looks the heartbeat context up when a run starts.
+heartbeat.install()
 
 
 def _discovered(sources: list[str]) -> Iterator[Document | SkippedInput]:

@@ -14,7 +14,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Prefect: an isolated home (its SQLite database and settings), no telemetry, no flow heartbeats.
+# Prefect: an isolated home (its SQLite database and settings), no telemetry, its default heartbeat
+# frequencies (user overrides dropped; flow heartbeats are on at 180 s, see flows/heartbeat.py).
 _PREFECT_HOME = tempfile.mkdtemp(prefix="qkgraph-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
