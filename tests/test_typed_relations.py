@@ -266,7 +266,16 @@ def test_span_outcomes_come_from_the_ingest_path_on_the_selection_part(ewt_dev_p
 
 def test_batching_by_length_and_token_budget_does_not_change_relations_or_facts(ewt_dev_path):
     """Windows grouped by length within a look-ahead and cut by a token budget give the same
-    relations and facts as one window per forward pass in document order, and pad less."""
+    relations and facts as one window per forward pass in document order, and pad less.
+
+    Exactly equal at one torch thread, as workers and the benches run. With several threads the
+    matrix products split their work by the batch's shape, and a score can move at float rounding
+    (measured on the first 14 of these documents at 2 threads: one score, by 6.6e-7). In the suite
+    tests/test_evaluation.py runs the evaluation in-process, which sets torch to one thread and
+    leaves it so: that is why this test passed in the suite and failed alone. It now sets the
+    thread count itself."""
+    import torch
+
     from pipeline.ingest import IngestSettings, load_models
     from pipeline.relations import RelationExtractor
     from pipeline.text.sources import load_documents
@@ -286,6 +295,15 @@ def test_batching_by_length_and_token_budget_does_not_change_relations_or_facts(
         out = [(a.document.id, a.relations, a.facts) for a in rex.run(parsed)]
         return out, rex.stats
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _check_batchings(run, docs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_batchings(run, docs) -> None:
     one, s_one = run(batch_windows=1, lookahead=1)  # one window per forward, in document order
     assert s_one.split_sentences >= 1 and s_one.padded_tokens == s_one.tokens
     assert [d for d, _, _ in one] == [d.id for d in docs]  # documents leave in input order
