@@ -1,4 +1,5 @@
-"""pipeline.gc_pause: the collector is paused inside, and resumed exactly when the last pause ends."""
+"""pipeline.gc_pause: the collector is paused inside, and resumed exactly when the last pause ends;
+frozen objects are unfrozen exactly when the last freeze ends."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 import pytest
 
-from pipeline.gc_pause import paused_cyclic_gc
+from pipeline.gc_pause import frozen_heap, paused_cyclic_gc
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +88,52 @@ def test_cycles_made_while_paused_are_collected_after() -> None:
         assert any(isinstance(o, Node) for o in gc.get_objects())
     gc.collect()
     assert not any(isinstance(o, Node) for o in gc.get_objects())
+
+
+def test_frozen_inside_unfrozen_after_also_when_the_block_raises_and_when_nested() -> None:
+    assert gc.get_freeze_count() == 0
+    alive = [object() for _ in range(10)]
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with frozen_heap():  # nested: nothing more frozen, nothing unfrozen at its end
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0
+    del alive
+
+
+def test_objects_made_inside_are_collected_as_usual_and_frozen_ones_after() -> None:
+    class Node:
+        pass
+
+    def cycle() -> None:
+        x = Node()
+        x.self = x  # type: ignore[attr-defined]
+
+    gc.collect()
+    cycle()  # garbage from before the block: frozen with the rest, so it survives a collection
+    with frozen_heap():
+        gc.collect()
+        assert sum(isinstance(o, Node) for o in gc.get_objects()) == 0  # frozen objects are not listed
+        cycle()
+        assert sum(isinstance(o, Node) for o in gc.get_objects()) == 1
+        gc.collect()
+        assert sum(isinstance(o, Node) for o in gc.get_objects()) == 0
+    assert sum(isinstance(o, Node) for o in gc.get_objects()) == 1  # the old one, back in the heap
+    gc.collect()
+    assert sum(isinstance(o, Node) for o in gc.get_objects()) == 0
+
+
+def test_a_process_that_froze_objects_itself_is_left_as_it_is() -> None:
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with frozen_heap():
+            assert gc.get_freeze_count() == before
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()

@@ -144,11 +144,28 @@ def test_over_long_sentence_is_split_into_pieces(models):
     assert windows[0].start == 0 and windows[-1].end == len(text)
 
 
+def test_token_counts_in_one_call_equal_one_call_per_text(models):
+    from pipeline.relations.windows import count_tokens, count_tokens_each
+
+    tok = models.extractor.tokenizer
+    texts = ["Marie Curie won the Nobel Prize.", "", "  ", "Antidisestablishmentarianism, naïve café.", LONG]
+    assert count_tokens_each(tok, texts) == [count_tokens(tok, t) for t in texts]
+    assert count_tokens_each(tok, []) == []
+
+
 def test_relations_are_within_sentences_and_never_self_pairs(models):
+    import gc
+
     from pipeline.ingest import analyze_documents
 
     docs = [Document("d1", "Marie Curie won the Nobel Prize. She later founded the Radium Institute in Paris.")]
-    analysis = next(iter(analyze_documents(docs, models)))
+    assert gc.get_freeze_count() == 0
+    stream = analyze_documents(docs, models)
+    analysis = next(iter(stream))
+    # while the stream runs, the objects alive at its start (the models) are frozen (gc_pause)
+    assert gc.get_freeze_count() > 100_000
+    assert list(stream) == []
+    assert gc.get_freeze_count() == 0
     assert analysis.relations, "no relations at the default threshold on a clear sentence"
     for r in analysis.relations:
         a, b = analysis.spans[r.source], analysis.spans[r.target]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from spacy.language import Language
 
+from pipeline.gc_pause import frozen_heap
 from pipeline.ingest.settings import DEFAULT_THRESHOLD, IngestSettings
 from pipeline.model.extractor import KnowledgeGraphExtractor, RelationalSubspace
 from pipeline.relations import RelationExtractor, RelationStats
@@ -136,7 +137,9 @@ def analyze_documents(
     if stats is not None:
         rex.stats = stats
     parsed = parse_documents(models.nlp, documents, options=SpanOptions(word_pos=s.word_pos))
-    yield from rex.run(parsed)
+    # the models are alive for the whole stream: full collections need not walk them (gc_pause)
+    with frozen_heap():
+        yield from rex.run(parsed)
 
 
 def analyse_isolated(

@@ -201,8 +201,7 @@ class RelationExtractor:
             self.stats.split_sentences += split
             p = _Pending(document, sentences, spans, len(windows), words or [])
             pending[index] = p
-            for w in windows:
-                row = self._prepare(w, p)
+            for row in self._prepare(windows, p):
                 queue.append(row)
                 queued += len(row.ids)
             if queued >= self.lookahead_tokens:
@@ -236,25 +235,34 @@ class RelationExtractor:
             else:
                 self._score_subspaces(rows, pending)
 
-    def _prepare(self, w: Window, p: _Pending) -> _Row:
-        text = p.document.text[w.start : w.end]
+    def _prepare(self, windows: Sequence[Window], p: _Pending) -> list[_Row]:
+        """The rows of one document's windows: their texts tokenized in one call."""
+        if not windows:
+            return []
+        texts = [p.document.text[w.start : w.end] for w in windows]
         if not self.typed:
-            enc = self.tok(text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
-            return _Row(w, list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]])
+            enc = self.tok(texts, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
+            return [
+                _Row(w, list(ids), [tuple(o) for o in offs])
+                for w, ids, offs in zip(windows, enc["input_ids"], enc["offset_mapping"])
+            ]
         enc = self.tok(
-            text,
+            texts,
             add_special_tokens=True,
             truncation=True,
             max_length=self.max_tokens - (1 if self.prefix is not None else 0),
             return_offsets_mapping=True,
         )
-        ids = list(enc["input_ids"])
-        offsets = [tuple(o) for o in enc["offset_mapping"]]
-        if self.prefix is not None:
-            ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
-        idx = [k for k in p.sentence_words(w.owned) if p.words[k].start >= w.start and p.words[k].end <= w.end]
-        members = align_subwords(text, offsets, [(p.words[k].start - w.start, p.words[k].end - w.start) for k in idx])
-        return _Row(w, ids, offsets, members, idx)
+        rows = []
+        for w, text, ids_w, offs_w in zip(windows, texts, enc["input_ids"], enc["offset_mapping"]):
+            ids = list(ids_w)
+            offsets = [tuple(o) for o in offs_w]
+            if self.prefix is not None:
+                ids, offsets = [self.prefix] + ids, [(0, 0)] + offsets
+            idx = [k for k in p.sentence_words(w.owned) if p.words[k].start >= w.start and p.words[k].end <= w.end]
+            spans = [(p.words[k].start - w.start, p.words[k].end - w.start) for k in idx]
+            rows.append(_Row(w, ids, offsets, align_subwords(text, offsets, spans), idx))
+        return rows
 
     def _emit(self, pending: dict[int, _Pending], next_out: int):
         # documents leave in input order, once all their windows are scored
