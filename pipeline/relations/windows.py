@@ -27,13 +27,9 @@ class Window:
     owned: tuple[int, ...]
 
 
-def count_tokens(tokenizer: Any, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def count_tokens_each(tokenizer: Any, texts: Sequence[str]) -> list[int]:
-    """``count_tokens`` of each text, in one tokenizer call (one call per text costs more in Python
-    than the encoding itself)."""
+    """The subword count of each text without special tokens, in one tokenizer call (one call per
+    text costs more in Python than the encoding itself)."""
     if not texts:
         return []
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
